@@ -1,0 +1,194 @@
+"""PyTorch backend: train step, inference, checkpoints and ONNX export."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...config import Config
+from ...data.dataset import Batch
+from ...text import Alphabet
+from ..base import CheckpointMismatch
+from .model import DeepSpeech2, count_parameters
+
+CHECKPOINT_FORMAT = "deepspeech2-torch"
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_checkpoint_file(path: str | Path) -> dict:
+    """Read a .pt checkpoint without executing code (weights_only)."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: checkpoint not found") from None
+    except Exception as e:
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({e})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a deepspeech2 PyTorch checkpoint (no format tag {CHECKPOINT_FORMAT!r})")
+    return ckpt
+
+
+def check_state_dict(path: str, model: nn.Module, state: dict) -> None:
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    misshaped = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+                 if k in state and tuple(state[k].shape) != tuple(v.shape)]
+    if missing or unexpected or misshaped:
+        raise CheckpointMismatch(path, missing, unexpected, misshaped)
+
+
+class TorchBackend:
+    name = "torch"
+    checkpoint_suffix = ".pt"
+
+    def __init__(self, cfg: Config, device: str | None = None):
+        self.cfg = cfg
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        self.device = pick_device(device or cfg.train.device)
+        torch.manual_seed(cfg.train.seed)
+        self.alphabet = Alphabet(cfg.text.blank)
+        self.model = DeepSpeech2(cfg.model, cfg.audio.n_fft // 2 + 1, len(self.alphabet)).to(self.device)
+        self.ctc = nn.CTCLoss(blank=self.alphabet.blank_id, reduction="sum", zero_infinity=True)
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.precision == "fp16" and self.device.type == "cuda")
+
+    # -- training ---------------------------------------------------------------
+    def _build_optimizer(self) -> torch.optim.Optimizer:
+        t = self.cfg.train
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if t.optimizer == "adam":
+            return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+        if t.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, nesterov=True, weight_decay=t.weight_decay)
+
+    def freeze(self, prefixes: list[str]) -> list[str]:
+        """Keep parameters whose names start with one of ``prefixes`` fixed."""
+        frozen = [n for n, p in self.model.named_parameters() if any(n.startswith(x) for x in prefixes)]
+        unknown = [x for x in prefixes if not any(n.startswith(x) for n in frozen)]
+        if unknown:
+            names = sorted({n.rsplit(".", 1)[0] for n, _ in self.model.named_parameters()})
+            raise ValueError(f"train.freeze: {unknown} match no parameter; layers are: {', '.join(names)}")
+        for n, p in self.model.named_parameters():
+            if n in frozen:
+                p.requires_grad_(False)
+        self.optimizer = None
+        return frozen
+
+    def num_parameters(self) -> int:
+        return count_parameters(self.model)
+
+    def set_lr(self, lr: float) -> None:
+        if self.optimizer is None:
+            self.optimizer = self._build_optimizer()
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        precision = self.cfg.train.precision
+        if precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _tensors(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        pin = self.device.type == "cuda"
+        features = torch.from_numpy(batch.features)
+        if pin:
+            features = features.pin_memory()
+        return (features.to(self.device, non_blocking=pin),
+                torch.from_numpy(batch.feature_lengths).to(self.device))
+
+    def train_step(self, batch: Batch) -> float | None:
+        if self.optimizer is None:
+            self.optimizer = self._build_optimizer()
+        self.model.train()
+        features, lengths = self._tensors(batch)
+        with self._autocast():
+            log_probs, out_lengths = self.model(features, lengths)
+        loss = self.ctc(log_probs.transpose(0, 1), torch.from_numpy(batch.targets).to(self.device),
+                        out_lengths, torch.from_numpy(batch.target_lengths).to(self.device)) / len(batch)
+        if not torch.isfinite(loss):
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        if self.cfg.train.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss.detach())
+
+    @torch.inference_mode()
+    def log_probs(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        self.model.eval()
+        features, lengths = self._tensors(batch)
+        with self._autocast():
+            log_probs, out_lengths = self.model(features, lengths)
+        return log_probs.float().cpu().numpy(), out_lengths.cpu().numpy()
+
+    # -- checkpoints ------------------------------------------------------------
+    def save(self, path: Path, progress: dict) -> None:
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "version": 1,
+            "config": self.cfg.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
+            "scaler": self.scaler.state_dict(),
+            "rng": rng,
+            "progress": progress,
+        }
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def load(self, path: Path, training_state: bool = True) -> dict:
+        ckpt = load_checkpoint_file(path)
+        check_state_dict(str(path), self.model, ckpt["model"])
+        self.model.load_state_dict(ckpt["model"])
+        if training_state:
+            if ckpt.get("optimizer") is not None:
+                self.optimizer = self._build_optimizer()
+                self.optimizer.load_state_dict(ckpt["optimizer"])
+            if ckpt.get("scaler"):
+                self.scaler.load_state_dict(ckpt["scaler"])
+            torch.set_rng_state(ckpt["rng"]["torch"])
+            if "cuda" in ckpt["rng"] and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+        return ckpt.get("progress") or {}
+
+    def load_pretrained(self, path: Path) -> None:
+        ckpt = load_checkpoint_file(path)
+        check_state_dict(str(path), self.model, ckpt["model"])
+        self.model.load_state_dict(ckpt["model"])
+
+    # -- export -----------------------------------------------------------------
+    def export(self, path: Path, fmt: str, example: Batch) -> dict:
+        import json
+
+        from ...transcribe import ONNX_CONFIG_KEY
+        from .export import export_onnx
+
+        if fmt != "onnx":
+            raise ValueError(f"the torch backend exports 'onnx', not {fmt!r}")
+        metadata = {ONNX_CONFIG_KEY: json.dumps(self.cfg.to_dict())}
+        return export_onnx(self.model, path, example, metadata)

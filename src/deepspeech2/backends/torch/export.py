@@ -1,0 +1,56 @@
+"""ONNX export with dynamic batch and time axes, checked against PyTorch."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...data.dataset import Batch
+from .model import DeepSpeech2
+
+ONNX_INPUTS = ["features", "feature_lengths"]
+ONNX_OUTPUTS = ["log_probs", "output_lengths"]
+
+
+def export_onnx(model: DeepSpeech2, path: str | Path, example: Batch, metadata: dict[str, str] | None = None,
+                opset: int = 17) -> dict:
+    """Export ``model`` to ONNX (features (B, bins, T), lengths (B,) -> log_probs, lengths),
+    then run onnxruntime on ``example`` and report the max abs difference to PyTorch.
+    ``metadata`` is stored in the model (the config, so the file alone can transcribe)."""
+    import onnx
+    import onnxruntime as ort
+
+    model = model.eval().cpu()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    features = torch.from_numpy(example.features)
+    lengths = torch.from_numpy(example.feature_lengths)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter warns about RNN batch sizes
+        torch.onnx.export(
+            model, (features, lengths), str(tmp), dynamo=False, opset_version=opset,
+            input_names=ONNX_INPUTS, output_names=ONNX_OUTPUTS,
+            dynamic_axes={"features": {0: "batch", 2: "time"}, "feature_lengths": {0: "batch"},
+                          "log_probs": {0: "batch", 1: "frames"}, "output_lengths": {0: "batch"}})
+    if metadata:
+        proto = onnx.load(str(tmp))
+        for key, value in metadata.items():
+            proto.metadata_props.add(key=key, value=value)
+        onnx.save(proto, str(tmp))
+    os.replace(tmp, path)
+    with torch.inference_mode():
+        expected, expected_lengths = model(features, lengths)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got, got_lengths = session.run(None, {"features": example.features, "feature_lengths": example.feature_lengths})
+    if not np.array_equal(got_lengths, expected_lengths.numpy()):
+        raise RuntimeError(f"{path}: ONNX output lengths {got_lengths} differ from PyTorch {expected_lengths}")
+    diff = 0.0
+    for i, n in enumerate(got_lengths):
+        diff = max(diff, float(np.abs(got[i, :n] - expected[i, :n].numpy()).max()))
+    return {"path": str(path), "format": "onnx", "max_abs_diff": diff, "batch": len(example),
+            "bytes": path.stat().st_size}

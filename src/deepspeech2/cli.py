@@ -1,0 +1,181 @@
+"""``ds2``: one subcommand per pipeline stage. Each one parses arguments and calls the
+module that does the work."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _overrides_help() -> str:
+    return "config overrides as key=value, e.g. train.lr=1e-3 model.rnn_layers=3"
+
+
+def cmd_data(args: argparse.Namespace) -> None:
+    if args.corpus == "mini":
+        from .data.mini import build_mini_corpus
+
+        paths = build_mini_corpus(args.out, text_file=args.text, num_train=args.num_train, num_dev=args.num_dev,
+                                  num_test=args.num_test, num_test_unseen=args.num_test_unseen, seed=args.seed,
+                                  jobs=args.jobs)
+        for split, path in paths.items():
+            print(f"{split}: {path}")
+    elif args.corpus == "fsdd":
+        from .data.fsdd import build_fsdd_manifests
+
+        build_fsdd_manifests(args.root, args.out)
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .config import load_config
+    from .recipes import config_path
+    from .train import train
+
+    if args.resume:
+        saved = Path(args.resume) / "config.yaml"
+        if not saved.exists():
+            raise SystemExit(f"--resume {args.resume}: no config.yaml there; is it a run folder?")
+        cfg = load_config(saved, args.overrides)
+        out = args.resume
+    else:
+        if not args.config:
+            raise SystemExit("ds2 train needs --config (a YAML file or a packaged name: mini, fsdd, "
+                             "mindspore_official) or --resume RUN")
+        cfg = load_config(config_path(args.config), args.overrides)
+        out = args.out or f"runs/{cfg.name}"
+    if args.backend:
+        cfg.backend = args.backend
+    train(cfg, out, resume=bool(args.resume), pretrained=args.pretrained, device=args.device)
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from .recipes import evaluate_checkpoint
+
+    evaluate_checkpoint(args.checkpoint, args.manifest, args.out, args.cache_dir, verbose=not args.quiet,
+                        batch_size=args.batch_size)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from .recipes import export_checkpoint
+
+    report = export_checkpoint(args.checkpoint, args.out, args.format, args.manifest, args.cache_dir)
+    print(f"exported {report['path']} ({report['bytes'] / 1e6:.1f} MB); checked on {report['batch']} utterances: "
+          f"max abs difference to the checkpoint's output {report['max_abs_diff']:.2e}")
+
+
+def cmd_transcribe(args: argparse.Namespace) -> None:
+    from .transcribe import Transcriber
+
+    if bool(args.checkpoint) == bool(args.onnx):
+        raise SystemExit("ds2 transcribe needs exactly one of --checkpoint C or --onnx M")
+    transcriber = (Transcriber.from_onnx(args.onnx) if args.onnx
+                   else Transcriber.from_checkpoint(args.checkpoint))
+    for path in args.files:
+        result = transcriber.transcribe(path)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print(result["text"] if len(args.files) == 1 else f"{path}\t{result['text']}")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from .recipes import run_recipe
+
+    options = {}
+    if args.recipe == "mini" and args.num_train:
+        options["num_train"] = args.num_train
+    run_recipe(args.recipe, args.out, args.data, args.overrides, options, args.config)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ds2", description="DeepSpeech2: prepare, train, evaluate, export, transcribe")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="prepare a corpus: audio and manifests")
+    corpora = data.add_subparsers(dest="corpus", required=True)
+    mini = corpora.add_parser("mini", help="synthesize the offline multi-speaker mini corpus (Debian TTS)")
+    mini.add_argument("out", help="output folder")
+    mini.add_argument("--text", help="sentences, one per line (default: the built-in sentence generator)")
+    mini.add_argument("--num-train", type=int, default=3000)
+    mini.add_argument("--num-dev", type=int, default=200)
+    mini.add_argument("--num-test", type=int, default=200)
+    mini.add_argument("--num-test-unseen", type=int, default=200)
+    mini.add_argument("--seed", type=int, default=0)
+    mini.add_argument("--jobs", type=int, default=None, help="parallel synthesis processes (default: all cores)")
+    fsdd = corpora.add_parser("fsdd", help="manifests for a local copy of the Free Spoken Digit Dataset")
+    fsdd.add_argument("--root", required=True, help="the dataset folder (with recordings/)")
+    fsdd.add_argument("--out", required=True, help="where the manifests go")
+    data.set_defaults(func=cmd_data)
+
+    train = sub.add_parser("train", help="train a model")
+    train.add_argument("--config", help="YAML config or packaged name (mini, fsdd, mindspore_official)")
+    train.add_argument("--out", help="run folder (default: runs/<config name>)")
+    train.add_argument("--resume", metavar="RUN", help="continue a run folder from its last checkpoint")
+    train.add_argument("--pretrained", help="initialise the weights from this checkpoint")
+    train.add_argument("--backend", choices=["torch", "mindspore"])
+    train.add_argument("--device", help="cpu, cuda, cuda:1… (default: the config's train.device)")
+    train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=_overrides_help())
+    train.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser("eval", help="evaluate a checkpoint on a manifest (WER/CER)")
+    ev.add_argument("--checkpoint", required=True)
+    ev.add_argument("--manifest", required=True)
+    ev.add_argument("--out", help="folder for results.json and utterances.jsonl")
+    ev.add_argument("--batch-size", type=int, default=32)
+    ev.add_argument("--cache-dir", help="feature cache (default: $DS2_CACHE or ~/.cache/deepspeech2/features)")
+    ev.add_argument("--quiet", action="store_true", help="no per-utterance Ref/Hyp lines")
+    ev.set_defaults(func=cmd_eval)
+
+    ex = sub.add_parser("export", help="export a checkpoint for inference (ONNX)")
+    ex.add_argument("--checkpoint", required=True)
+    ex.add_argument("--format", default="onnx", choices=["onnx", "mindir"])
+    ex.add_argument("--out", required=True)
+    ex.add_argument("--manifest", help="audio to check the export on (default: the checkpoint's dev manifest)")
+    ex.add_argument("--cache-dir")
+    ex.set_defaults(func=cmd_export)
+
+    tr = sub.add_parser("transcribe", help="transcribe audio files")
+    tr.add_argument("files", nargs="+")
+    tr.add_argument("--checkpoint", help="a training checkpoint (PyTorch)")
+    tr.add_argument("--onnx", help="an exported ONNX model (needs no torch)")
+    tr.add_argument("--json", action="store_true", help="JSON per file with word start/end times")
+    tr.set_defaults(func=cmd_transcribe)
+
+    run = sub.add_parser("run", help="run a recipe: prepare, train, evaluate, export, transcribe")
+    run.add_argument("recipe", choices=["mini", "fsdd"])
+    run.add_argument("--out", required=True, help="run folder")
+    run.add_argument("--data", help="mini: a sentence file; fsdd: the dataset folder")
+    run.add_argument("--config", help="use this config instead of the recipe's")
+    run.add_argument("--num-train", type=int, help="mini: training utterances to synthesize")
+    run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=_overrides_help())
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .config import ConfigError
+
+    parser = build_parser()
+    # Overrides may come before or after options: collect every key=value word.
+    args, extra = parser.parse_known_args(argv)
+    unknown = [x for x in extra if x.startswith("-") or "=" not in x]
+    if unknown or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
+    if extra:
+        args.overrides = list(args.overrides or []) + extra
+    try:
+        args.func(args)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        print(f"ds2 {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

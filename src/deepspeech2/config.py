@@ -1,0 +1,251 @@
+"""One configuration object: dataclasses, YAML files and ``key=value`` overrides.
+
+    cfg = load_config("configs/mini.yaml", ["train.lr=1e-3", "model.rnn_layers=3"])
+
+The whole config is saved inside every checkpoint, so a checkpoint alone is enough to
+rebuild its model and features.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .audio import FeatureSpec
+
+
+class ConfigError(ValueError):
+    """A missing, unknown or invalid configuration key; the message names it."""
+
+
+@dataclass
+class AudioConfig:
+    sample_rate: int = 16000
+    n_fft: int = 320
+    hop_length: int = 160
+    window: str = "hamming"
+    normalize: bool = True
+
+    def feature_spec(self) -> FeatureSpec:
+        return FeatureSpec(self.sample_rate, self.n_fft, self.hop_length, self.window, self.normalize)
+
+
+@dataclass
+class TextConfig:
+    blank: str = "last"  # the official MindSpore model; deepspeech.pytorch uses "first"
+    spell_numbers: bool = True
+
+
+@dataclass
+class ModelConfig:
+    # Kernels and strides are (frequency, time).
+    conv_channels: list[int] = field(default_factory=lambda: [32, 32])
+    conv_kernels: list[list[int]] = field(default_factory=lambda: [[41, 11], [21, 11]])
+    conv_strides: list[list[int]] = field(default_factory=lambda: [[2, 2], [2, 1]])
+    conv_activation: str = "tanh"
+    rnn_type: str = "lstm"
+    rnn_hidden: int = 1024
+    rnn_layers: int = 5
+    bidirectional: bool = True
+    rnn_batchnorm: bool = False
+    lookahead_context: int = 20
+    mask_padding: bool = True
+
+    def output_frames(self, num_frames: int) -> int:
+        """Frames the network outputs for ``num_frames`` input frames (the time strides)."""
+        for kernel, stride in zip(self.conv_kernels, self.conv_strides, strict=False):
+            num_frames = (num_frames + 2 * (kernel[1] // 2) - kernel[1]) // stride[1] + 1
+        return num_frames
+
+    @property
+    def time_stride(self) -> int:
+        stride = 1
+        for _, s in self.conv_strides:
+            stride *= s
+        return stride
+
+
+@dataclass
+class DataConfig:
+    train_manifest: str = ""
+    dev_manifest: str = ""
+    min_duration: float = 0.0
+    max_duration: float = 15.0
+    cache_dir: str = ""  # feature cache; default: <run>/features
+    num_workers: int = 2  # processes that compute features
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 70
+    batch_size: int = 20
+    optimizer: str = "adam"
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # SGD-Nesterov only
+    lr_schedule: str = "official"
+    lr_decay: float = 1.1  # "official": divide by this every epoch of the second half
+    warmup_steps: int = 0
+    min_lr: float = 0.0  # "cosine": final learning rate
+    grad_clip: float = 400.0
+    sortagrad: bool = True
+    seed: int = 1
+    log_every: int = 10
+    checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0: epoch ends only
+    keep_checkpoints: int = 5
+    early_stopping: int = 0  # epochs without a better dev WER before stopping; 0: off
+    max_steps: int = 0  # stop after this many optimizer steps in total; 0: no limit
+    threads: int = 0  # torch intra-op threads; 0: all cores
+    freeze: list[str] = field(default_factory=list)  # parameter-name prefixes kept fixed
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast on GPU)
+    eval_batch_size: int = 32
+
+
+@dataclass
+class Config:
+    name: str = "deepspeech2"
+    backend: str = "torch"
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> Config:
+        cfg = cls()
+        _update(cfg, values, "", source)
+        validate(cfg)
+        return cfg
+
+
+CHOICES: dict[str, tuple] = {
+    "backend": ("torch", "mindspore"),
+    "audio.window": ("hamming", "hann"),
+    "text.blank": ("first", "last"),
+    "model.conv_activation": ("tanh", "hardtanh"),
+    "model.rnn_type": ("lstm", "gru", "rnn"),
+    "train.optimizer": ("adam", "adamw", "sgd"),
+    "train.lr_schedule": ("official", "constant", "cosine"),
+    "train.precision": ("fp32", "bf16", "fp16"),
+}
+
+
+def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {key} must be a list, got {value!r}")
+        (inner,) = typing.get_args(annotation)
+        return [_coerce(v, inner, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {key} must be true or false, got {value!r}")
+        return value
+    if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if annotation is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if annotation is str:
+        return "" if value is None else str(value)
+    raise ConfigError(f"{source}: {key} must be {getattr(annotation, '__name__', annotation)}, got {value!r}")
+
+
+def _update(obj: Any, values: dict, prefix: str, source: str) -> None:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'} must be a mapping")
+    hints = typing.get_type_hints(type(obj))
+    names = [f.name for f in dataclasses.fields(obj)]
+    for name, value in values.items():
+        key = prefix + str(name)
+        if name not in names:
+            raise ConfigError(f"{source}: unknown key {key!r}; valid keys: {', '.join(prefix + n for n in names)}")
+        current = getattr(obj, name)
+        if dataclasses.is_dataclass(current):
+            _update(current, value, key + ".", source)
+        else:
+            setattr(obj, name, _coerce(value, hints[name], key, source))
+
+
+def validate(cfg: Config) -> None:
+    for key, choices in CHOICES.items():
+        value = get_key(cfg, key)
+        if value not in choices:
+            raise ConfigError(f"{key} = {value!r} is not valid; choose one of: {', '.join(choices)}")
+    m = cfg.model
+    if not (len(m.conv_channels) == len(m.conv_kernels) == len(m.conv_strides)):
+        raise ConfigError("model.conv_channels, model.conv_kernels and model.conv_strides must have the same length")
+    for key in ("model.conv_kernels", "model.conv_strides"):
+        if any(len(pair) != 2 for pair in get_key(cfg, key)):
+            raise ConfigError(f"{key} entries must be [frequency, time] pairs")
+    if m.rnn_layers < 1 or m.rnn_hidden < 1:
+        raise ConfigError("model.rnn_layers and model.rnn_hidden must be positive")
+    if cfg.train.batch_size < 1:
+        raise ConfigError("train.batch_size must be positive")
+
+
+def get_key(cfg: Config, key: str) -> Any:
+    obj: Any = cfg
+    for part in key.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """``["train.lr=1e-3", "model.rnn_type=gru"]`` -> nested dict, values parsed as YAML."""
+    nested: dict = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key=value, e.g. train.lr=1e-3")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw.strip() else ""
+        node = nested
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return nested
+
+
+def _merge(base: dict, update: dict) -> dict:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None,
+                base: dict | None = None) -> Config:
+    """Defaults <- ``base`` (e.g. a checkpoint's config) <- YAML file <- overrides."""
+    values: dict = dict(base or {})
+    source = "config"
+    if path:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: invalid YAML: {e}") from None
+        values = _merge(values, loaded)
+        source = str(path)
+    if overrides:
+        values = _merge(values, parse_overrides(overrides))
+    return Config.from_dict(values, source)
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    from .data.manifest import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

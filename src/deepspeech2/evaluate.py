@@ -1,0 +1,64 @@
+"""Evaluation: greedy decoding of a manifest, per-utterance Ref/Hyp, corpus WER/CER."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .data.dataset import SpeechDataset
+from .data.manifest import atomic_write_text
+from .decoding import greedy_decode
+from .metrics import ErrorRates
+from .progress import bar as progress_bar
+from .text import Alphabet
+
+
+def decode_dataset(backend, dataset: SpeechDataset, batch_size: int = 32, progress: bool = True,
+                   desc: str = "decode") -> list[str]:
+    """Hypotheses for every utterance, in dataset order (batched by length)."""
+    alphabet = Alphabet(backend.cfg.text.blank)
+    order = np.argsort(np.asarray(dataset.frames), kind="stable").tolist()
+    hypotheses: list[str] = [""] * len(dataset)
+    bar = progress_bar(total=len(order), desc=desc, unit="utt", disable=not progress, leave=False)
+    for start in range(0, len(order), batch_size):
+        indices = order[start: start + batch_size]
+        log_probs, lengths = backend.log_probs(dataset.batch(indices))
+        for i, text in zip(indices, greedy_decode(log_probs, lengths, alphabet), strict=False):
+            hypotheses[i] = text
+        bar.update(len(indices))
+    bar.close()
+    return hypotheses
+
+
+def score(references: list[str], hypotheses: list[str]) -> tuple[ErrorRates, list[tuple[float, float]]]:
+    rates = ErrorRates()
+    per_utterance = [rates.add(r, h) for r, h in zip(references, hypotheses, strict=False)]
+    return rates, per_utterance
+
+
+def evaluate(backend, dataset: SpeechDataset, out_dir: str | Path | None = None, batch_size: int = 32,
+             verbose: bool = True, name: str = "") -> dict:
+    """Decode, print ``Ref:``/``Hyp:``/``WER: CER:`` per utterance, write results.json."""
+    references = [u.text for u in dataset.utterances]
+    hypotheses = decode_dataset(backend, dataset, batch_size, desc=f"eval {name}".strip())
+    rates, per_utt = score(references, hypotheses)
+    lines = []
+    for utt, hyp, (w, c) in zip(dataset.utterances, hypotheses, per_utt, strict=False):
+        if verbose:
+            print(f"Ref: {utt.text.lower()}\nHyp: {hyp.lower()}\nWER: {w:.4f} CER: {c:.4f}\n"
+                  + "-" * 80, file=sys.stdout)
+        lines.append(json.dumps({"path": utt.path, "ref": utt.text, "hyp": hyp, "wer": round(w, 6),
+                                 "cer": round(c, 6), "speaker": utt.speaker}))
+    results = {"wer": rates.wer, "cer": rates.cer, "num_utterances": rates.utterances,
+               "num_words": rates.words, "num_chars": rates.chars, "word_edits": rates.word_edits,
+               "char_edits": rates.char_edits}
+    if out_dir is not None:
+        out = Path(out_dir)
+        atomic_write_text(out / "utterances.jsonl", "\n".join(lines) + "\n")
+        atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+    print(f"{name + ': ' if name else ''}WER {100 * rates.wer:.2f} % CER {100 * rates.cer:.2f} % "
+          f"({rates.utterances} utterances, {rates.words} words)")
+    return results

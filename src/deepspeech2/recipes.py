@@ -1,0 +1,189 @@
+"""Recipes: a corpus's stages in order (prepare, train, evaluate, export, transcribe).
+
+Each stage leaves files in the run folder and is skipped when they exist, so running a
+recipe again picks up where it stopped (an interrupted training is resumed).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import load_config
+from .data.manifest import atomic_write_text, read_manifest
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+def config_path(name_or_path: str) -> Path:
+    """A config file path, or the name of a packaged config (``mini``, ``fsdd``…)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    packaged = CONFIG_DIR / f"{name_or_path.removesuffix('.yaml')}.yaml"
+    if packaged.is_file():
+        return packaged
+    names = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+    raise FileNotFoundError(f"config {name_or_path!r} not found; packaged configs: {names}")
+
+
+@dataclass
+class Manifests:
+    train: Path
+    dev: Path
+    tests: dict[str, Path] = field(default_factory=dict)
+
+
+def _prepare_mini(out: Path, data: str | None, options: dict) -> Manifests:
+    from .data.mini import build_mini_corpus
+
+    paths = build_mini_corpus(out / "corpus", text_file=data, **options)
+    tests = {"test": paths["test"], "test-unseen-voice": paths["test-unseen-voice"]}
+    return Manifests(paths["train"], paths["dev"], tests)
+
+
+def _prepare_fsdd(out: Path, data: str | None, options: dict) -> Manifests:
+    from .data.fsdd import build_fsdd_manifests
+
+    if not data:
+        raise SystemExit("recipe fsdd needs --data DIR: a local copy of the Free Spoken Digit Dataset")
+    paths = build_fsdd_manifests(data, out / "manifests")
+    return Manifests(paths["train"], paths["dev"], {"test": paths["test"]})
+
+
+RECIPES: dict[str, tuple[str, Callable[[Path, str | None, dict], Manifests]]] = {
+    "mini": ("mini", _prepare_mini),
+    "fsdd": ("fsdd", _prepare_fsdd),
+}
+
+
+def run_recipe(name: str, out_dir: str | Path, data: str | None = None, overrides: list[str] | None = None,
+               prepare_options: dict | None = None, config: str | None = None) -> dict:
+    """Run every stage of recipe ``name`` into ``out_dir``; returns the summary."""
+    from .train import train
+
+    if name not in RECIPES:
+        raise SystemExit(f"unknown recipe {name!r}; recipes: {', '.join(RECIPES)}")
+    config_name, prepare = RECIPES[name]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+
+    def stage(title: str) -> float:
+        print(f"\n=== {name}: {title} ===", flush=True)
+        return time.time()
+
+    started = stage("prepare data")
+    manifests = prepare(out, data, prepare_options or {})
+    timings["prepare"] = time.time() - started
+
+    started = stage("train")
+    train_dir = out / "train"
+    cfg = load_config(config_path(config or config_name), [
+        f"data.train_manifest={manifests.train}", f"data.dev_manifest={manifests.dev}",
+        f"data.cache_dir={out / 'features'}", *(overrides or [])])
+    done = train_dir / "done.json"
+    if done.exists():
+        print(f"already trained: {train_dir} (delete {done} to train again)")
+    else:
+        last = train_dir / "last.pt"
+        metrics = train(cfg, train_dir, resume=last.exists())
+        atomic_write_text(done, json.dumps(metrics, indent=2) + "\n")
+    timings["train"] = time.time() - started
+    checkpoint = train_dir / "best.pt"
+
+    results = {}
+    started = stage("evaluate")
+    for split, manifest in manifests.tests.items():
+        results_file = out / split / "results.json"
+        if results_file.exists() and results_file.stat().st_mtime > checkpoint.stat().st_mtime:
+            results[split] = json.loads(results_file.read_text())
+            print(f"{split}: already evaluated, WER {100 * results[split]['wer']:.2f} %")
+            continue
+        results[split] = evaluate_checkpoint(checkpoint, manifest, out / split, cfg.data.cache_dir, name=split,
+                                             verbose=False)
+    timings["evaluate"] = time.time() - started
+
+    started = stage("export")
+    onnx_path = out / "model.onnx"
+    if not onnx_path.exists() or onnx_path.stat().st_mtime < checkpoint.stat().st_mtime:
+        report = export_checkpoint(checkpoint, onnx_path, "onnx", next(iter(manifests.tests.values())),
+                                   cfg.data.cache_dir)
+        print(f"exported {onnx_path} (max abs difference to PyTorch: {report['max_abs_diff']:.2e})")
+    timings["export"] = time.time() - started
+
+    started = stage("transcribe")
+    from .transcribe import Transcriber
+
+    example = read_manifest(next(iter(manifests.tests.values())))[0]
+    transcription = Transcriber.from_onnx(onnx_path).transcribe(example.path)
+    print(f"{example.path}\n  reference:  {example.text}\n  hypothesis: {transcription['text']}")
+    timings["transcribe"] = time.time() - started
+
+    summary = {"recipe": name, "run": str(out), "checkpoint": str(checkpoint), "onnx": str(onnx_path),
+               "results": {k: {"wer": v["wer"], "cer": v["cer"], "num_utterances": v["num_utterances"]}
+                           for k, v in results.items()},
+               "example": {"path": example.path, "reference": example.text, "hypothesis": transcription["text"]},
+               "seconds": {k: round(v, 1) for k, v in timings.items()}}
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    print(f"\n=== {name}: done ===")
+    for split, r in summary["results"].items():
+        print(f"{split:>20}: WER {100 * r['wer']:6.2f} %  CER {100 * r['cer']:6.2f} %  "
+              f"({r['num_utterances']} utterances) -> {out / split / 'results.json'}")
+    print(f"{'model':>20}: {checkpoint} and {onnx_path}\n{'summary':>20}: {out / 'summary.json'}")
+    return summary
+
+
+def _backend_for_checkpoint(checkpoint: str | Path, cache_dir: str | None = None):
+    from .backends.base import create_backend
+    from .checkpoints import read_config
+
+    cfg = read_config(checkpoint)
+    if cache_dir:
+        cfg.data.cache_dir = str(cache_dir)
+    backend = create_backend(cfg, "cpu" if cfg.train.device == "auto" else None)
+    backend.load(Path(checkpoint), training_state=False)
+    return cfg, backend
+
+
+def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, out_dir: str | Path | None,
+                        cache_dir: str | None = None, name: str = "", verbose: bool = True,
+                        batch_size: int = 32) -> dict:
+    from .data.dataset import SkipReport, load_dataset
+    from .data.features import FeatureCache
+    from .evaluate import evaluate
+    from .train import default_cache_dir
+
+    cfg, backend = _backend_for_checkpoint(checkpoint, cache_dir)
+    report = SkipReport()
+    dataset = load_dataset(manifest, cfg, FeatureCache(default_cache_dir(cfg), cfg.audio.feature_spec()), report)
+    if out_dir is not None and report.items:
+        report.write(Path(out_dir) / "skipped.jsonl")
+    results = evaluate(backend, dataset, out_dir, batch_size, verbose=verbose, name=name)
+    results["skipped"] = len(report.items)
+    if out_dir is not None:
+        atomic_write_text(Path(out_dir) / "results.json", json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path, fmt: str, manifest: str | Path | None = None,
+                      cache_dir: str | None = None, num_examples: int = 4) -> dict:
+    """Export, checking the exported model on real features from ``manifest`` (or the
+    checkpoint's dev manifest)."""
+    from .data.dataset import SkipReport, load_dataset
+    from .data.features import FeatureCache
+    from .train import default_cache_dir
+
+    cfg, backend = _backend_for_checkpoint(checkpoint, cache_dir)
+    manifest = manifest or cfg.data.dev_manifest
+    if not manifest or not Path(manifest).exists():
+        raise SystemExit("export needs real audio to check the exported model: give --manifest M")
+    dataset = load_dataset(manifest, cfg, FeatureCache(default_cache_dir(cfg), cfg.audio.feature_spec()),
+                           SkipReport())
+    # Utterances of different lengths, so that padding and masking are checked too.
+    order = sorted(range(len(dataset)), key=lambda i: dataset.frames[i])
+    picks = sorted({order[round(k * (len(order) - 1) / max(1, num_examples - 1))] for k in range(num_examples)})
+    return backend.export(Path(out), fmt, dataset.batch(picks))

@@ -1,0 +1,263 @@
+"""The training loop, shared by every backend.
+
+    for epoch: for batch in length-bucketed batches: lr -> train_step -> log
+               -> checkpoint every N steps; at epoch end: dev WER/CER, metrics CSV +
+               PNG, DeepSpeech-{epoch}_{step} / last / best checkpoints, early stop.
+
+A checkpoint holds the model, optimizer, RNG and the loop's position (epoch, step
+in the epoch), and the batch order of an epoch depends only on the seed and the
+epoch, so ``--resume`` continues exactly where a killed run stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .backends.base import create_backend
+from .config import Config, TrainConfig, save_config
+from .data.dataset import BucketBatchSampler, SkipReport, load_dataset, padding_fraction
+from .data.features import FeatureCache
+from .data.manifest import atomic_write_text
+from .evaluate import decode_dataset, score
+from .progress import bar
+
+STEP_LOG = "steps.csv"
+EPOCH_LOG = "metrics.csv"
+
+
+@dataclass
+class Progress:
+    epoch: int = 0  # epochs completed
+    step_in_epoch: int = 0  # optimizer steps done in the current epoch
+    global_step: int = 0
+    loss_sum: float = 0.0  # over the current epoch
+    loss_count: int = 0
+    skipped_batches: int = 0  # non-finite losses, over the whole run
+    best_wer: float = math.inf
+    epochs_since_best: int = 0
+    history: list[dict] = field(default_factory=list)
+
+
+def learning_rate(t: TrainConfig, epoch: int, step: int, steps_per_epoch: int) -> float:
+    """LR for ``step`` (0-based, in ``epoch``): official = constant for the first half of
+    the epochs, then divided by ``lr_decay`` once per epoch; cosine = cosine decay to
+    ``min_lr``; all with an optional linear warmup."""
+    global_step = epoch * steps_per_epoch + step
+    if t.lr_schedule == "official":
+        half = t.epochs // 2
+        lr = t.lr if epoch < half else t.lr / t.lr_decay ** (epoch - half + 1)
+    elif t.lr_schedule == "cosine":
+        total = max(1, t.epochs * steps_per_epoch)
+        lr = t.min_lr + (t.lr - t.min_lr) * 0.5 * (1 + math.cos(math.pi * min(1.0, global_step / total)))
+    else:
+        lr = t.lr
+    if t.warmup_steps and global_step < t.warmup_steps:
+        lr *= (global_step + 1) / t.warmup_steps
+    return lr
+
+
+def default_cache_dir(cfg: Config) -> str:
+    return cfg.data.cache_dir or os.environ.get("DS2_CACHE") or str(Path.home() / ".cache" / "deepspeech2" / "features")
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        import shutil
+
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dst)
+
+
+class Run:
+    """The files of a run folder: checkpoints, logs, metrics and plots."""
+
+    def __init__(self, out_dir: str | Path, suffix: str, keep: int):
+        self.dir = Path(out_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.suffix, self.keep = suffix, keep
+
+    @property
+    def last(self) -> Path:
+        return self.dir / f"last{self.suffix}"
+
+    @property
+    def best(self) -> Path:
+        return self.dir / f"best{self.suffix}"
+
+    def save(self, backend, progress: Progress, epoch: int, step: int, best: bool = False) -> Path:
+        path = self.dir / f"DeepSpeech-{epoch}_{step}{self.suffix}"
+        backend.save(path, asdict(progress))
+        _link_or_copy(path, self.last)
+        if best:
+            _link_or_copy(path, self.best)
+        self._prune()
+        return path
+
+    def _prune(self) -> None:
+        if self.keep <= 0:
+            return
+        numbered = sorted(self.dir.glob(f"DeepSpeech-*{self.suffix}"), key=lambda p: p.stat().st_mtime_ns)
+        for old in numbered[: -self.keep]:
+            old.unlink(missing_ok=True)
+
+    def append_steps(self, rows: list[tuple[int, int, int, float, float]]) -> None:
+        path = self.dir / STEP_LOG
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(["global_step", "epoch", "step", "loss", "lr"])
+            writer.writerows(rows)
+
+    def truncate_steps(self, global_step: int) -> None:
+        """Drop step rows logged after the checkpoint a resumed run starts from."""
+        path = self.dir / STEP_LOG
+        if not path.exists():
+            return
+        rows = list(csv.reader(open(path)))
+        kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= global_step]
+        buf = io.StringIO()
+        csv.writer(buf).writerows(kept)
+        atomic_write_text(path, buf.getvalue())
+
+    def write_epoch_metrics(self, history: list[dict]) -> None:
+        if not history:
+            return
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(history[0].keys()))
+        writer.writeheader()
+        writer.writerows(history)
+        atomic_write_text(self.dir / EPOCH_LOG, buf.getvalue())
+        atomic_write_text(self.dir / "metrics.json", json.dumps(history, indent=2) + "\n")
+        steps = []
+        if (self.dir / STEP_LOG).exists():
+            steps = [(int(r["global_step"]), float(r["loss"])) for r in csv.DictReader(open(self.dir / STEP_LOG))]
+        from .plots import plot_training
+
+        plot_training(steps, history, self.dir / "training.png")
+
+
+def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: str | None = None,
+          device: str | None = None) -> dict:
+    """Train ``cfg`` into ``out_dir``; returns the last epoch's metrics."""
+    t = cfg.train
+    if not cfg.data.train_manifest:
+        raise ValueError("data.train_manifest is not set (give it in the config or as data.train_manifest=PATH)")
+    backend = create_backend(cfg, device)
+    run = Run(out_dir, backend.checkpoint_suffix, t.keep_checkpoints)
+    progress = Progress()
+    if resume:
+        if not run.last.exists():
+            raise FileNotFoundError(f"--resume: no {run.last.name} in {run.dir}")
+        progress = Progress(**backend.load(run.last, training_state=True))
+        run.truncate_steps(progress.global_step)
+        print(f"resumed from {run.last} at epoch {progress.epoch + 1}, step {progress.step_in_epoch}")
+    elif pretrained:
+        backend.load_pretrained(Path(pretrained))
+        print(f"initialised weights from {pretrained}")
+    if t.freeze:
+        frozen = backend.freeze(t.freeze)
+        print(f"frozen {len(frozen)} parameter tensors: {', '.join(t.freeze)}")
+    save_config(cfg, run.dir / "config.yaml")
+
+    cache = FeatureCache(default_cache_dir(cfg), cfg.audio.feature_spec())
+    report = SkipReport()
+    train_set = load_dataset(cfg.data.train_manifest, cfg, cache, report, training=True)
+    dev_set = load_dataset(cfg.data.dev_manifest, cfg, cache, report) if cfg.data.dev_manifest else None
+    report.write(run.dir / "skipped.jsonl")
+    if report.items:
+        print(f"{len(report.items)} utterances skipped: see {run.dir / 'skipped.jsonl'}")
+
+    sampler = BucketBatchSampler(train_set.frames, t.batch_size, t.seed, t.sortagrad)
+    steps_per_epoch = len(sampler)
+    hours = sum(train_set.frames) * cfg.audio.hop_length / cfg.audio.sample_rate / 3600
+    print(f"model: {backend.num_parameters():,} parameters ({cfg.model.rnn_layers}x{cfg.model.rnn_type} "
+          f"{cfg.model.rnn_hidden}) on {backend.name}; train: {len(train_set)} utterances, {hours:.2f} h, "
+          f"{steps_per_epoch} batches of {t.batch_size} "
+          f"({100 * padding_fraction(sampler.batches, train_set.frames):.1f} % padding)")
+
+    last_metrics: dict = progress.history[-1] if progress.history else {}
+    while progress.epoch < t.epochs:
+        epoch = progress.epoch
+        batches = sampler.epoch(epoch)
+        started = time.time()
+        pbar = bar(total=steps_per_epoch, initial=progress.step_in_epoch, desc=f"epoch {epoch + 1}/{t.epochs}",
+                   unit="batch")
+        pending: list[tuple[int, int, int, float, float]] = []
+        for step in range(progress.step_in_epoch, steps_per_epoch):
+            lr = learning_rate(t, epoch, step, steps_per_epoch)
+            backend.set_lr(lr)
+            loss = backend.train_step(train_set.batch(batches[step]))
+            progress.step_in_epoch = step + 1
+            progress.global_step += 1
+            if loss is None:
+                progress.skipped_batches += 1
+                tqdm.write(f"epoch: {epoch + 1} step: {step + 1}, loss is not finite: batch skipped "
+                           f"({progress.skipped_batches} so far)")
+            else:
+                progress.loss_sum += loss
+                progress.loss_count += 1
+                pending.append((progress.global_step, epoch + 1, step + 1, round(loss, 4), lr))
+                if (step + 1) % t.log_every == 0 or step == 0:
+                    tqdm.write(f"epoch: {epoch + 1} step: {step + 1}, loss is {loss:.2f}")
+                pbar.set_postfix(loss=f"{loss:.2f}", lr=f"{lr:.2e}")
+            pbar.update()
+            at_limit = t.max_steps and progress.global_step >= t.max_steps
+            if (t.checkpoint_every and progress.global_step % t.checkpoint_every == 0) or at_limit:
+                run.append_steps(pending)
+                pending = []
+                if step + 1 < steps_per_epoch:
+                    run.save(backend, progress, epoch + 1, step + 1)
+            if at_limit and step + 1 < steps_per_epoch:
+                pbar.close()
+                print(f"stopped at train.max_steps={t.max_steps}; continue with --resume {run.dir}")
+                return last_metrics
+        pbar.close()
+        run.append_steps(pending)
+
+        metrics = {"epoch": epoch + 1, "global_step": progress.global_step, "lr": lr,
+                   "train_loss": progress.loss_sum / max(progress.loss_count, 1),
+                   "dev_wer": None, "dev_cer": None, "seconds": round(time.time() - started, 1),
+                   "skipped_batches": progress.skipped_batches}
+        if dev_set is not None:
+            hypotheses = decode_dataset(backend, dev_set, t.eval_batch_size, desc="dev")
+            rates, _ = score([u.text for u in dev_set.utterances], hypotheses)
+            metrics["dev_wer"], metrics["dev_cer"] = rates.wer, rates.cer
+            example = next((i for i, h in enumerate(hypotheses) if h), 0)
+            print(f"  dev example  Ref: {dev_set.utterances[example].text.lower()}\n"
+                  f"               Hyp: {hypotheses[example].lower()}")
+        improved = metrics["dev_wer"] is not None and metrics["dev_wer"] < progress.best_wer
+        if improved:
+            progress.best_wer, progress.epochs_since_best = metrics["dev_wer"], 0
+        else:
+            progress.epochs_since_best += 1
+        progress.history.append(metrics)
+        progress.epoch += 1
+        progress.step_in_epoch, progress.loss_sum, progress.loss_count = 0, 0.0, 0
+        path = run.save(backend, progress, epoch + 1, steps_per_epoch, best=improved or dev_set is None)
+        run.write_epoch_metrics(progress.history)
+        dev = (f", dev WER {100 * metrics['dev_wer']:.2f} % CER {100 * metrics['dev_cer']:.2f} %"
+               if dev_set is not None else "")
+        print(f"epoch {epoch + 1}: train loss {metrics['train_loss']:.3f}{dev}, {metrics['seconds']:.0f} s "
+              f"-> {path.name}")
+        last_metrics = metrics
+        if t.max_steps and progress.global_step >= t.max_steps:
+            print(f"stopped at train.max_steps={t.max_steps}")
+            break
+        if t.early_stopping and progress.epochs_since_best >= t.early_stopping:
+            print(f"early stopping: dev WER has not improved for {t.early_stopping} epochs")
+            break
+    return last_metrics

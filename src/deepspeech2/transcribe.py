@@ -1,0 +1,83 @@
+"""Transcribe audio files with a checkpoint (PyTorch) or an exported ONNX model.
+
+The ONNX path needs numpy, soundfile, soxr and onnxruntime only: no torch. Files
+longer than the training maximum are cut into chunks of at most that length, each
+decoded on its own, and the word timings shifted by the chunk's start.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from .audio import load_audio, spectrogram
+from .config import Config
+from .data.dataset import Batch
+from .decoding import greedy_decode, greedy_words
+from .text import Alphabet
+
+ONNX_CONFIG_KEY = "deepspeech2_config"
+
+
+class Transcriber:
+    def __init__(self, cfg: Config, log_probs_fn, engine: str):
+        self.cfg = cfg
+        self.alphabet = Alphabet(cfg.text.blank)
+        self.spec = cfg.audio.feature_spec()
+        self._log_probs = log_probs_fn
+        self.engine = engine
+        self.frame_seconds = cfg.audio.hop_length / cfg.audio.sample_rate * cfg.model.time_stride
+        self.chunk_seconds = cfg.data.max_duration
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | None = None) -> Transcriber:
+        from .backends.base import create_backend
+        from .checkpoints import read_config
+
+        cfg = read_config(path)
+        backend = create_backend(cfg, device or "cpu")
+        backend.load(Path(path), training_state=False)
+        return cls(cfg, backend.log_probs, backend.name)
+
+    @classmethod
+    def from_onnx(cls, path: str | Path, threads: int = 0) -> Transcriber:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        meta = session.get_modelmeta().custom_metadata_map
+        if ONNX_CONFIG_KEY not in meta:
+            raise ValueError(f"{path}: no {ONNX_CONFIG_KEY} metadata; export it with `ds2 export`")
+        cfg = Config.from_dict(json.loads(meta[ONNX_CONFIG_KEY]), str(path))
+
+        def log_probs(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+            return tuple(session.run(None, {"features": batch.features, "feature_lengths": batch.feature_lengths}))
+
+        return cls(cfg, log_probs, "onnxruntime")
+
+    def _chunks(self, samples: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        size = int(self.chunk_seconds * self.spec.sample_rate)
+        if size <= 0 or len(samples) <= size:
+            return [(0.0, samples)]
+        return [(start / self.spec.sample_rate, samples[start: start + size]) for start in range(0, len(samples), size)]
+
+    def transcribe(self, path: str | Path) -> dict:
+        """{"path", "text", "duration", "words": [{"word", "start", "end"}]} for one file."""
+        samples = load_audio(path, self.spec.sample_rate)
+        texts, words = [], []
+        for offset, chunk in self._chunks(samples):
+            features = spectrogram(chunk, self.spec)[None]
+            batch = Batch(features, np.array([features.shape[2]], dtype=np.int64), np.zeros((1, 1), np.int64),
+                          np.zeros(1, np.int64), [""], [str(path)])
+            log_probs, lengths = self._log_probs(batch)
+            texts.append(greedy_decode(log_probs, lengths, self.alphabet)[0])
+            words += greedy_words(log_probs[0, : int(lengths[0])], self.alphabet, self.frame_seconds, offset)
+        return {"path": str(path), "text": " ".join(t for t in texts if t),
+                "duration": round(len(samples) / self.spec.sample_rate, 3),
+                "words": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(w).items()}
+                          for w in words]}
