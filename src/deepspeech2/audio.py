@@ -23,6 +23,8 @@ class AudioError(ValueError):
 
 def load_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
     """Read WAV/FLAC/OGG as float32 mono at ``sample_rate`` (channels averaged, resampled)."""
+    if not os.path.isfile(path):
+        raise AudioError(f"{path}: audio file not found")
     try:
         samples, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types for corrupt input

@@ -109,7 +109,11 @@ class Run:
     def _prune(self) -> None:
         if self.keep <= 0:
             return
-        numbered = sorted(self.dir.glob(f"DeepSpeech-*{self.suffix}"), key=lambda p: p.stat().st_mtime_ns)
+        def order(path: Path) -> tuple[int, int]:
+            epoch, _, step = path.name[len("DeepSpeech-"): -len(self.suffix)].partition("_")
+            return (int(epoch), int(step)) if epoch.isdigit() and step.isdigit() else (-1, -1)
+
+        numbered = sorted(self.dir.glob(f"DeepSpeech-*{self.suffix}"), key=order)
         for old in numbered[: -self.keep]:
             old.unlink(missing_ok=True)
 

@@ -26,6 +26,7 @@ class SkipReport:
     items: list[dict] = field(default_factory=list)
 
     def add(self, manifest: str, line: int, path: str, reason: str) -> None:
+        reason = reason.removeprefix(f"{path}: ")
         self.items.append({"manifest": manifest, "line": line, "path": path, "reason": reason})
         if len(self.items) <= 20:
             print(f"skipped {manifest}:{line} {path}: {reason}", file=sys.stderr)

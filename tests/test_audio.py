@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from deepspeech2.audio import AudioError, FeatureSpec, load_audio, spectrogram
+
+
+def reference_spectrogram(x: np.ndarray, n_fft: int, hop: int, window: str, normalize: bool) -> np.ndarray:
+    """Straight from the definitions, in float64: reflect padding by n_fft/2 (librosa's
+    center=True), a symmetric window, an explicit DFT, log(1 + |X|)."""
+    x = np.asarray(x, dtype=np.float64)
+    pad = n_fft // 2
+    left = x[1: pad + 1][::-1]
+    right = x[-pad - 1: -1][::-1]
+    padded = np.concatenate([left, x, right])
+    n = np.arange(n_fft)
+    a = 0.54 if window == "hamming" else 0.5
+    win = a - (1 - a) * np.cos(2 * np.pi * n / (n_fft - 1))
+    k = np.arange(n_fft // 2 + 1)[:, None]
+    basis = np.exp(-2j * np.pi * k * n[None, :] / n_fft)
+    frames = [padded[s: s + n_fft] * win for s in range(0, len(padded) - n_fft + 1, hop)]
+    spec = np.log1p(np.abs(basis @ np.stack(frames, axis=1)))
+    if normalize:
+        spec = (spec - spec.mean()) / spec.std()
+    return spec
+
+
+@pytest.mark.parametrize("window", ["hamming", "hann"])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_features_match_independent_reference(window, normalize):
+    rng = np.random.default_rng(0)
+    t = np.arange(16000 * 1.37) / 16000
+    x = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
+    spec = FeatureSpec(window=window, normalize=normalize)
+    ours = spectrogram(x, spec)
+    ref = reference_spectrogram(x, 320, 160, window, normalize)
+    assert ours.shape == ref.shape == (161, 1 + len(x) // 160)
+    assert ours.dtype == np.float32
+    np.testing.assert_allclose(ours, ref, atol=2e-4, rtol=1e-4)
+
+
+def test_normalised_features_have_zero_mean_unit_variance():
+    x = np.random.default_rng(1).standard_normal(8000).astype(np.float32)
+    feats = spectrogram(x)
+    assert abs(feats.mean()) < 1e-4 and abs(feats.std() - 1) < 1e-3
+
+
+def test_load_mixes_to_mono_and_resamples(tmp_path):
+    sr = 8000
+    t = np.arange(sr) / sr
+    left = 0.5 * np.sin(2 * np.pi * 300 * t)
+    stereo = np.stack([left, -left * 0 + left], axis=1)
+    path = tmp_path / "stereo.wav"
+    sf.write(path, stereo, sr)
+    audio = load_audio(path, 16000)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert abs(len(audio) - 16000) <= 2
+    # The 300 Hz tone survives resampling: its spectral peak is where it should be.
+    spectrum = np.abs(np.fft.rfft(audio))
+    assert abs(np.argmax(spectrum) * 16000 / len(audio) - 300) < 3
+
+
+def test_flac_and_ogg_are_read(tmp_path):
+    x = 0.1 * np.sin(np.linspace(0, 200, 16000))
+    for ext in ("flac", "ogg"):
+        sf.write(tmp_path / f"a.{ext}", x, 16000)
+        assert len(load_audio(tmp_path / f"a.{ext}")) == 16000
+
+
+def test_bad_audio_raises_error_naming_the_file(tmp_path):
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not really audio")
+    with pytest.raises(AudioError, match="broken.wav"):
+        load_audio(broken)
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0), 16000)
+    with pytest.raises(AudioError, match="empty"):
+        load_audio(empty)

@@ -1,0 +1,165 @@
+"""End to end on a tiny model: training learns, resumes exactly, exports and transcribes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import tiny_config
+
+from deepspeech2.backends.torch.engine import load_checkpoint_file
+from deepspeech2.cli import main as ds2
+from deepspeech2.config import save_config
+from deepspeech2.data.manifest import Utterance, read_manifest, write_manifest
+from deepspeech2.train import train
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_corpus, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    cfg = tiny_config(tiny_corpus["train"], tiny_corpus["dev"], out / "features", epochs=6)
+    train(cfg, out)
+    return out
+
+
+def test_loss_falls_and_run_files_are_written(trained_run):
+    steps = list(csv.DictReader(open(trained_run / "steps.csv")))
+    losses = [float(r["loss"]) for r in steps]
+    assert len(losses) == 6 * 12
+    assert np.mean(losses[-12:]) < 0.5 * np.mean(losses[:12])
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert [m["epoch"] for m in metrics] == [1, 2, 3, 4, 5, 6]
+    assert all(0 <= m["dev_wer"] <= 1.5 for m in metrics)
+    assert (trained_run / "training.png").read_bytes()[:4] == b"\x89PNG"
+    for name in ("last.pt", "best.pt", "DeepSpeech-6_12.pt", "config.yaml", "metrics.csv"):
+        assert (trained_run / name).exists(), name
+    ckpt = load_checkpoint_file(trained_run / "last.pt")
+    assert ckpt["config"]["model"]["rnn_hidden"] == 48
+    assert ckpt["progress"]["epoch"] == 6 and ckpt["progress"]["global_step"] == 72
+
+
+def test_checkpoints_are_pruned_to_keep_newest(tiny_corpus, tmp_path):
+    cfg = tiny_config(tiny_corpus["train"], "", tmp_path / "features", epochs=3, keep_checkpoints=2,
+                      checkpoint_every=5)
+    train(cfg, tmp_path / "run")
+    numbered = sorted(p.name for p in (tmp_path / "run").glob("DeepSpeech-*.pt"))
+    assert numbered == ["DeepSpeech-3_11.pt", "DeepSpeech-3_12.pt"]
+
+
+def _weights(path: Path) -> dict:
+    return load_checkpoint_file(path)["model"]
+
+
+def test_resume_after_kill_is_exact(tiny_corpus, tmp_path):
+    """A run killed with SIGKILL and resumed ends with the same weights as one never stopped."""
+    cfg = tiny_config(tiny_corpus["train"], "", tmp_path / "features", epochs=3, checkpoint_every=3)
+    train(cfg, tmp_path / "straight")
+
+    killed = tmp_path / "killed"
+    save_config(cfg, tmp_path / "cfg.yaml")
+    cmd = [sys.executable, "-m", "deepspeech2.cli", "train", "--config", str(tmp_path / "cfg.yaml"),
+           "--out", str(killed)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        ckpts = list(killed.glob("DeepSpeech-1_*.pt"))
+        if ckpts:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    progress = load_checkpoint_file(killed / "last.pt")["progress"]
+    assert progress["global_step"] < 36
+
+    assert ds2(["train", "--resume", str(killed)]) == 0
+    straight, resumed = _weights(tmp_path / "straight" / "last.pt"), _weights(killed / "last.pt")
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        assert torch.equal(straight[name], resumed[name]), name
+    rows = list(csv.DictReader(open(killed / "steps.csv")))
+    assert [int(r["global_step"]) for r in rows] == list(range(1, 37))
+
+
+def test_onnx_export_matches_and_transcribes_like_pytorch(trained_run, tiny_corpus, tmp_path, capsys):
+    onnx_path = tmp_path / "model.onnx"
+    assert ds2(["export", "--checkpoint", str(trained_run / "best.pt"), "--out", str(onnx_path),
+                "--manifest", str(tiny_corpus["dev"])]) == 0
+    out = capsys.readouterr().out
+    diff = float(out.split("max abs difference to the checkpoint's output ")[1].split()[0])
+    assert diff < 1e-4
+    files = [u.path for u in read_manifest(tiny_corpus["dev"])[:4]]
+    assert ds2(["transcribe", *files, "--checkpoint", str(trained_run / "best.pt")]) == 0
+    by_torch = capsys.readouterr().out
+    assert ds2(["transcribe", *files, "--onnx", str(onnx_path)]) == 0
+    by_onnx = capsys.readouterr().out
+    assert by_torch == by_onnx and len(by_onnx.splitlines()) == 4
+    assert ds2(["transcribe", files[0], "--onnx", str(onnx_path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["duration"] > 0 and all(0 <= w["start"] < w["end"] <= result["duration"] + 0.05
+                                          for w in result["words"])
+
+
+def test_onnx_transcription_needs_no_torch(trained_run, tiny_corpus, tmp_path):
+    onnx_path = tmp_path / "m.onnx"
+    ds2(["export", "--checkpoint", str(trained_run / "best.pt"), "--out", str(onnx_path),
+         "--manifest", str(tiny_corpus["dev"])])
+    wav = read_manifest(tiny_corpus["dev"])[0].path
+    script = ("import sys; sys.modules['torch'] = None\n"
+              "from deepspeech2.transcribe import Transcriber\n"
+              f"print(Transcriber.from_onnx({str(onnx_path)!r}).transcribe({wav!r})['text'])")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_evaluation_writes_results(trained_run, tiny_corpus, tmp_path, capsys):
+    assert ds2(["eval", "--checkpoint", str(trained_run / "best.pt"), "--manifest", str(tiny_corpus["dev"]),
+                "--out", str(tmp_path / "eval"), "--cache-dir", str(tmp_path / "features")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Ref: ") == 24 and out.count("Hyp: ") == 24 and "WER: " in out and "CER: " in out
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert results["num_utterances"] == 24 and results["num_words"] == 24
+    rows = [json.loads(line) for line in open(tmp_path / "eval" / "utterances.jsonl")]
+    assert len(rows) == 24
+    # The corpus WER is word edits over reference words, from the per-utterance rows.
+    assert results["wer"] == pytest.approx(sum(r["wer"] for r in rows) / 24)
+
+
+def test_bad_utterances_are_skipped_and_reported(tiny_corpus, tmp_path):
+    good = read_manifest(tiny_corpus["train"])[:16]
+    sf.write(tmp_path / "empty.wav", np.zeros(0), 16000)
+    (tmp_path / "broken.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    sf.write(tmp_path / "long.wav", np.zeros(16000 * 6, dtype=np.float32), 16000)
+    bad = [Utterance(str(tmp_path / "empty.wav"), "ZERO", 0.5),
+           Utterance(str(tmp_path / "broken.wav"), "ZERO", 0.5),
+           Utterance(str(tmp_path / "missing.wav"), "ZERO", 0.5),
+           Utterance(good[0].path, "", good[0].duration),
+           Utterance(good[1].path, "ZERO @ HOME", good[1].duration),
+           Utterance(str(tmp_path / "long.wav"), "ZERO", 6.0),
+           Utterance(good[2].path, "THIS TRANSCRIPT IS FAR TOO LONG FOR SO SHORT A RECORDING OF A DIGIT",
+                     good[2].duration)]
+    manifest = write_manifest(tmp_path / "train.jsonl", good[:8] + bad + good[8:])
+    cfg = tiny_config(manifest, "", tmp_path / "features", epochs=1)
+    cfg.data.max_duration = 5.0
+    train(cfg, tmp_path / "run")
+    report = [json.loads(line) for line in open(tmp_path / "run" / "skipped.jsonl")]
+    assert [r["line"] for r in report] == [12, 13, 14, 9, 10, 11, 15]  # text checks first, then audio
+    reasons = {Path(r["path"]).name + str(r["line"]): r["reason"] for r in report}
+    assert any("empty transcript" in v for v in reasons.values())
+    assert any("'@'" in v for v in reasons.values())
+    assert any("longer than data.max_duration" in v for v in reasons.values())
+    assert any("audio file is empty" in v for k, v in reasons.items() if "empty.wav" in k)
+    assert any("cannot decode" in v for k, v in reasons.items() if "broken.wav" in k)
+    assert any("not found" in v for k, v in reasons.items() if "missing.wav" in k)
+    assert any("too short for its transcript" in v for v in reasons.values())
+    assert load_checkpoint_file(tmp_path / "run" / "last.pt")["progress"]["global_step"] == 2
