@@ -13,9 +13,9 @@ def one_hot_log_probs(path: list[int], classes: int = 29) -> np.ndarray:
 def test_greedy_collapses_repeats_and_removes_blanks():
     alphabet = Alphabet("last")
     b = alphabet.blank_id
-    h, e, l, o = (alphabet.encode(c)[0] for c in "HELO")
-    path = [b, h, h, e, b, l, l, b, l, o, o, b]
-    assert collapse(np.array(path), b)[0] == [h, e, l, l, o]
+    h, e, ll, o = (alphabet.encode(c)[0] for c in "HELO")
+    path = [b, h, h, e, b, ll, ll, b, ll, o, o, b]
+    assert collapse(np.array(path), b)[0] == [h, e, ll, ll, o]
     lp = one_hot_log_probs(path)
     assert greedy_decode(lp[None], np.array([len(path)]), alphabet) == ["HELLO"]
     # Frames past the utterance's length are ignored.

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import tiny_config
 
+from conftest import tiny_config
 from deepspeech2.backends.torch.engine import load_checkpoint_file
 from deepspeech2.cli import main as ds2
 from deepspeech2.config import save_config
