@@ -163,3 +163,20 @@ def test_bad_utterances_are_skipped_and_reported(tiny_corpus, tmp_path):
     assert any("not found" in v for k, v in reasons.items() if "missing.wav" in k)
     assert any("too short for its transcript" in v for v in reasons.values())
     assert load_checkpoint_file(tmp_path / "run" / "last.pt")["progress"]["global_step"] == 2
+
+
+def test_long_files_are_transcribed_in_chunks(trained_run, tiny_corpus, tmp_path, capsys):
+    from deepspeech2.audio import load_audio
+
+    pieces = []
+    for utt in read_manifest(tiny_corpus["dev"])[:6]:
+        pieces += [load_audio(utt.path), np.zeros(4000, dtype=np.float32)]
+    long = np.concatenate(pieces)
+    sf.write(tmp_path / "long.wav", long, 16000)
+    assert ds2(["transcribe", str(tmp_path / "long.wav"), "--checkpoint", str(trained_run / "best.pt"),
+                "--json", "--chunk-seconds", "1.0"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["duration"] == pytest.approx(len(long) / 16000, abs=1e-3)
+    starts = [w["start"] for w in result["words"]]
+    assert len(starts) >= 3 and starts == sorted(starts)
+    assert starts[-1] > 1.0  # later chunks' times are offset by the chunk start

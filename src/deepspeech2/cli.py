@@ -70,8 +70,8 @@ def cmd_transcribe(args: argparse.Namespace) -> None:
 
     if bool(args.checkpoint) == bool(args.onnx):
         raise SystemExit("ds2 transcribe needs exactly one of --checkpoint C or --onnx M")
-    transcriber = (Transcriber.from_onnx(args.onnx) if args.onnx
-                   else Transcriber.from_checkpoint(args.checkpoint))
+    transcriber = (Transcriber.from_onnx(args.onnx, chunk_seconds=args.chunk_seconds) if args.onnx
+                   else Transcriber.from_checkpoint(args.checkpoint, chunk_seconds=args.chunk_seconds))
     for path in args.files:
         result = transcriber.transcribe(path)
         if args.json:
@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--checkpoint", help="a training checkpoint (PyTorch)")
     tr.add_argument("--onnx", help="an exported ONNX model (needs no torch)")
     tr.add_argument("--json", action="store_true", help="JSON per file with word start/end times")
+    tr.add_argument("--chunk-seconds", type=float,
+                    help="cut longer files into chunks of this length (default: the model's data.max_duration)")
     tr.set_defaults(func=cmd_transcribe)
 
     run = sub.add_parser("run", help="run a recipe: prepare, train, evaluate, export, transcribe")

@@ -23,27 +23,28 @@ ONNX_CONFIG_KEY = "deepspeech2_config"
 
 
 class Transcriber:
-    def __init__(self, cfg: Config, log_probs_fn, engine: str):
+    def __init__(self, cfg: Config, log_probs_fn, engine: str, chunk_seconds: float | None = None):
         self.cfg = cfg
         self.alphabet = Alphabet(cfg.text.blank)
         self.spec = cfg.audio.feature_spec()
         self._log_probs = log_probs_fn
         self.engine = engine
         self.frame_seconds = cfg.audio.hop_length / cfg.audio.sample_rate * cfg.model.time_stride
-        self.chunk_seconds = cfg.data.max_duration
+        self.chunk_seconds = chunk_seconds or cfg.data.max_duration
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | None = None) -> Transcriber:
+    def from_checkpoint(cls, path: str | Path, device: str | None = None,
+                        chunk_seconds: float | None = None) -> Transcriber:
         from .backends.base import create_backend
         from .checkpoints import read_config
 
         cfg = read_config(path)
         backend = create_backend(cfg, device or "cpu")
         backend.load(Path(path), training_state=False)
-        return cls(cfg, backend.log_probs, backend.name)
+        return cls(cfg, backend.log_probs, backend.name, chunk_seconds)
 
     @classmethod
-    def from_onnx(cls, path: str | Path, threads: int = 0) -> Transcriber:
+    def from_onnx(cls, path: str | Path, threads: int = 0, chunk_seconds: float | None = None) -> Transcriber:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -58,7 +59,7 @@ class Transcriber:
         def log_probs(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
             return tuple(session.run(None, {"features": batch.features, "feature_lengths": batch.feature_lengths}))
 
-        return cls(cfg, log_probs, "onnxruntime")
+        return cls(cfg, log_probs, "onnxruntime", chunk_seconds)
 
     def _chunks(self, samples: np.ndarray) -> list[tuple[float, np.ndarray]]:
         size = int(self.chunk_seconds * self.spec.sample_rate)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Sets up everything deepspeech2 needs on a fresh machine: a .venv with the package
+# (and its test tools), and Debian's offline TTS engines for the mini corpus.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TTS_PACKAGES="flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts espeak-ng"
+missing=""
+for tool in flite text2wave espeak-ng; do command -v "$tool" >/dev/null || missing="$missing $tool"; done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing the TTS engines ($TTS_PACKAGES)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq $TTS_PACKAGES >/dev/null
+  else
+    echo "setup: the mini corpus needs Debian's TTS engines; run as root:" >&2
+    echo "  sudo apt-get install -y $TTS_PACKAGES" >&2
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+# torch is pinned to 2.13.0 (CPU wheel) in pyproject.toml; a newer one would be a CUDA build.
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+echo "setup: ready (.venv/bin/ds2)"
