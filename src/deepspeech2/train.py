@@ -201,6 +201,7 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: st
         pbar = bar(total=steps_per_epoch, initial=progress.step_in_epoch, desc=f"epoch {epoch + 1}/{t.epochs}",
                    unit="batch")
         pending: list[tuple[int, int, int, float, float]] = []
+        lr = learning_rate(t, epoch, progress.step_in_epoch, steps_per_epoch)
         for step in range(progress.step_in_epoch, steps_per_epoch):
             lr = learning_rate(t, epoch, step, steps_per_epoch)
             backend.set_lr(lr)
