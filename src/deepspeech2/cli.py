@@ -23,9 +23,33 @@ def cmd_data(args: argparse.Namespace) -> None:
         for split, path in paths.items():
             print(f"{split}: {path}")
     elif args.corpus == "fsdd":
-        from .data.fsdd import build_fsdd_manifests
+        from .data.fsdd import FSDD_URL, build_fsdd_manifests, download_fsdd
 
+        if args.download:
+            download_fsdd(args.root, args.url or FSDD_URL)
         build_fsdd_manifests(args.root, args.out)
+    elif args.corpus == "librispeech":
+        from .data.librispeech import prepare_librispeech
+
+        prepare_librispeech(args.root, args.subsets, args.base_url, args.checksums, args.out, wav=args.wav,
+                            formats=args.formats, min_duration=args.min_duration, max_duration=args.max_duration,
+                            jobs=args.jobs, download=not args.no_download, delete_archives=args.delete_archives)
+    elif args.corpus == "convert":
+        from .data.formats import convert
+
+        path, count = convert(args.source, args.dest, args.format, args.txt_dir)
+        print(f"{count} utterances -> {path}")
+    elif args.corpus == "folder":
+        from .data.folder import import_folder
+
+        import_folder(args.source, args.out, args.formats, args.jobs)
+    elif args.corpus == "stats":
+        from .data.stats import format_stats, manifest_stats, write_stats_json
+
+        stats = manifest_stats(args.manifest, args.png, decode=not args.no_decode, jobs=args.jobs)
+        print(format_stats(stats))
+        if args.json:
+            write_stats_json(stats, args.json)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -83,10 +107,24 @@ def cmd_transcribe(args: argparse.Namespace) -> None:
 def cmd_run(args: argparse.Namespace) -> None:
     from .recipes import run_recipe
 
-    options = {}
+    options: dict = {}
     if args.recipe == "mini" and args.num_train:
         options["num_train"] = args.num_train
-    run_recipe(args.recipe, args.out, args.data, args.overrides, options, args.config)
+    if args.recipe == "librispeech":
+        options = {"subsets": args.subsets, "base_url": args.base_url, "checksums": args.checksums, "wav": args.wav,
+                   "jobs": args.jobs, "download": not args.no_download}
+    run_recipe(args.recipe, args.out, args.root or args.data, args.overrides, options, args.config)
+
+
+def _librispeech_source_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    parser.add_argument("--subsets", help=f"{prefix}comma-separated (default: train-clean-100,dev-clean,dev-other,"
+                        "test-clean,test-other; train-960 = the three training sets)")
+    parser.add_argument("--base-url", help=f"{prefix}mirror: openslr (default), trmal, elda, or a URL")
+    parser.add_argument("--checksums", help=f"{prefix}'md5  name' lines to verify against instead of OpenSLR's")
+    parser.add_argument("--wav", action="store_true", help=f"{prefix}convert to 16 kHz WAV (default: keep FLAC)")
+    parser.add_argument("--no-download", action="store_true",
+                        help=f"{prefix}use archives or extracted folders already under the root")
+    parser.add_argument("--jobs", type=int, help=f"{prefix}decoding processes (default: all cores)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +146,39 @@ def build_parser() -> argparse.ArgumentParser:
     fsdd = corpora.add_parser("fsdd", help="manifests for a local copy of the Free Spoken Digit Dataset")
     fsdd.add_argument("--root", required=True, help="the dataset folder (with recordings/)")
     fsdd.add_argument("--out", required=True, help="where the manifests go")
+    fsdd.add_argument("--download", action="store_true",
+                      help="first fetch the recordings from the dataset's GitHub repository into --root")
+    fsdd.add_argument("--url", help="archive to download instead of the repository's (a mirror, a test server)")
+
+    ls = corpora.add_parser("librispeech", help="download, verify, extract and check LibriSpeech; write manifests")
+    ls.add_argument("--root", required=True, help="working folder: downloads/, LibriSpeech/, manifests")
+    _librispeech_source_options(ls)
+    ls.add_argument("--out", help="where the manifests go (default: --root)")
+    ls.add_argument("--formats", default="jsonl",
+                    help="manifest formats, comma-separated: jsonl (always), json (deepspeech.pytorch), "
+                         "csv (wav,txt as the MindSpore course reads)")
+    ls.add_argument("--min-duration", type=float, default=1.0, help="training subsets: shortest utterance kept (s)")
+    ls.add_argument("--max-duration", type=float, default=15.0, help="training subsets: longest utterance kept (s)")
+    ls.add_argument("--delete-archives", action="store_true", help="delete each archive once extracted")
+
+    conv = corpora.add_parser("convert", help="convert a manifest between jsonl, json (deepspeech.pytorch) and csv")
+    conv.add_argument("source", help="manifest in any of the three formats")
+    conv.add_argument("dest", help="output; the format comes from the suffix (.jsonl, .json, .csv)")
+    conv.add_argument("--format", choices=["jsonl", "json", "csv"], help="output format, whatever the suffix")
+    conv.add_argument("--txt-dir", help="json/csv: folder for the transcript files (default: <dest folder>/txt/<name>)")
+
+    folder = corpora.add_parser("folder", help="your own data: audio files with same-named .txt, or a path,text CSV")
+    folder.add_argument("source", help="a folder of audio + .txt files, or a .csv of path,text rows")
+    folder.add_argument("--out", help="manifest path (default: <folder>/manifest.jsonl or <csv name>.jsonl)")
+    folder.add_argument("--formats", default="jsonl", help="comma-separated: jsonl, json, csv")
+    folder.add_argument("--jobs", type=int, help="decoding processes (default: all cores)")
+
+    st = corpora.add_parser("stats", help="utterances, hours, speakers, duration histogram, text and audio problems")
+    st.add_argument("manifest", help="manifest in any of the three formats")
+    st.add_argument("--png", help="duration histogram (default: <manifest>.durations.png)")
+    st.add_argument("--json", help="also write the statistics here")
+    st.add_argument("--no-decode", action="store_true", help="trust the manifest's durations; do not decode audio")
+    st.add_argument("--jobs", type=int, help="decoding processes (default: all cores)")
     data.set_defaults(func=cmd_data)
 
     train = sub.add_parser("train", help="train a model")
@@ -147,9 +218,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.set_defaults(func=cmd_transcribe)
 
     run = sub.add_parser("run", help="run a recipe: prepare, train, evaluate, export, transcribe")
-    run.add_argument("recipe", choices=["mini", "fsdd"])
+    run.add_argument("recipe", choices=["mini", "fsdd", "librispeech"])
     run.add_argument("--out", required=True, help="run folder")
-    run.add_argument("--data", help="mini: a sentence file; fsdd: the dataset folder")
+    run.add_argument("--data", help="mini: a sentence file; fsdd: the dataset folder; librispeech: as --root")
+    run.add_argument("--root", help="librispeech: the data folder (downloads, extracted audio, manifests)")
+    _librispeech_source_options(run, "librispeech: ")
     run.add_argument("--config", help="use this config instead of the recipe's")
     run.add_argument("--num-train", type=int, help="mini: training utterances to synthesize")
     run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=_overrides_help())

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import load_config
-from .data.manifest import atomic_write_text, read_manifest
+from .data.manifest import atomic_write_text, read_any_manifest, write_manifest
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -35,6 +35,7 @@ class Manifests:
     train: Path
     dev: Path
     tests: dict[str, Path] = field(default_factory=dict)
+    config: str | None = None  # the config the data calls for, when it is not the recipe's
 
 
 def _prepare_mini(out: Path, data: str | None, options: dict) -> Manifests:
@@ -54,9 +55,35 @@ def _prepare_fsdd(out: Path, data: str | None, options: dict) -> Manifests:
     return Manifests(paths["train"], paths["dev"], {"test": paths["test"]})
 
 
+def _prepare_librispeech(out: Path, data: str | None, options: dict) -> Manifests:
+    """Options: subsets, base_url, checksums, wav, jobs, download (see prepare_librispeech)."""
+    from .data.librispeech import EVAL_SUBSETS, parse_subsets, prepare_librispeech
+
+    if not data:
+        raise SystemExit("recipe librispeech needs --root DIR: where LibriSpeech is (or is to be) downloaded")
+    subsets = parse_subsets(options.get("subsets"))
+    train = [s for s in subsets if s.startswith("train-")]
+    evals = [s for s in subsets if s not in train]
+    if not train or not evals:
+        raise SystemExit(f"recipe librispeech needs a training subset and a dev/test subset, got {', '.join(subsets)}")
+    results = prepare_librispeech(data, subsets, options.get("base_url"), options.get("checksums"),
+                                  wav=bool(options.get("wav")), jobs=options.get("jobs"),
+                                  download=options.get("download", True))
+    if len(train) == 1:
+        train_manifest = results[train[0]].manifest
+    else:  # train-960: the training subsets in one manifest
+        train_manifest = write_manifest(out / "manifests" / "train.jsonl",
+                                        [u for s in train for u in read_any_manifest(results[s].manifest)])
+    dev = next((s for s in EVAL_SUBSETS if s in evals and s.startswith("dev-")), evals[0])
+    big = any(s in ("train-clean-360", "train-other-500") for s in train)
+    return Manifests(train_manifest, results[dev].manifest, {s: results[s].manifest for s in evals},
+                     config="librispeech960" if big else "librispeech100")
+
+
 RECIPES: dict[str, tuple[str, Callable[[Path, str | None, dict], Manifests]]] = {
     "mini": ("mini", _prepare_mini),
     "fsdd": ("fsdd", _prepare_fsdd),
+    "librispeech": ("librispeech100", _prepare_librispeech),
 }
 
 
@@ -82,7 +109,7 @@ def run_recipe(name: str, out_dir: str | Path, data: str | None = None, override
 
     started = stage("train")
     train_dir = out / "train"
-    cfg = load_config(config_path(config or config_name), [
+    cfg = load_config(config_path(config or manifests.config or config_name), [
         f"data.train_manifest={manifests.train}", f"data.dev_manifest={manifests.dev}",
         f"data.cache_dir={out / 'features'}", *(overrides or [])])
     done = train_dir / "done.json"
@@ -118,7 +145,7 @@ def run_recipe(name: str, out_dir: str | Path, data: str | None = None, override
     started = stage("transcribe")
     from .transcribe import Transcriber
 
-    example = read_manifest(next(iter(manifests.tests.values())))[0]
+    example = read_any_manifest(next(iter(manifests.tests.values())))[0]
     transcription = Transcriber.from_onnx(onnx_path).transcribe(example.path)
     print(f"{example.path}\n  reference:  {example.text}\n  hypothesis: {transcription['text']}")
     timings["transcribe"] = time.time() - started

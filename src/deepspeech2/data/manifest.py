@@ -91,5 +91,8 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
 
 
 def read_any_manifest(path: str | os.PathLike) -> list[Utterance]:
-    """Read a manifest in any supported format (JSONL for now)."""
-    return read_manifest(path)
+    """Read a manifest in any supported format: this project's JSONL, deepspeech.pytorch's
+    JSON or the ``wav,txt`` CSV of the MindSpore course (see ``formats``)."""
+    from .formats import read_any  # formats builds on this module
+
+    return read_any(path)
