@@ -52,7 +52,37 @@ def cmd_data(args: argparse.Namespace) -> None:
             write_stats_json(stats, args.json)
 
 
+def launch_distributed(nproc: int, argv: list[str]) -> None:
+    """``ds2 train --nproc N …``: rerun this training under torchrun with N processes on this
+    machine (gloo on CPU, NCCL on GPUs), splitting the cores between them."""
+    import os
+    import subprocess
+
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "deepspeech2.train", *argv]
+    print("launching:", " ".join(cmd[2:]), flush=True)
+    raise SystemExit(subprocess.call(cmd, env=env))
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            out.append(item)
+    return out
+
+
 def cmd_train(args: argparse.Namespace) -> None:
+    import os
+
+    if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        launch_distributed(args.nproc, _without_nproc(args.argv[1:]))
     from .config import load_config
     from .recipes import config_path
     from .train import train
@@ -188,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--pretrained", help="initialise the weights from this checkpoint")
     train.add_argument("--backend", choices=["torch", "mindspore"])
     train.add_argument("--device", help="cpu, cuda, cuda:1… (default: the config's train.device)")
+    train.add_argument("--nproc", type=int, help="data-parallel processes on this machine (runs torchrun)")
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=_overrides_help())
     train.set_defaults(func=cmd_train)
 
@@ -235,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     # Overrides may come before or after options: collect every key=value word.
+    argv = list(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
+    args.argv = argv
     unknown = [x for x in extra if x.startswith("-") or "=" not in x]
     if unknown or (extra and not hasattr(args, "overrides")):
         parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")

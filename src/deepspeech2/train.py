@@ -45,6 +45,7 @@ class Progress:
     best_wer: float = math.inf
     epochs_since_best: int = 0
     history: list[dict] = field(default_factory=list)
+    global_batch_size: int = 0  # batch_size x processes, to resume with another process count
 
 
 def learning_rate(t: TrainConfig, epoch: int, step: int, steps_per_epoch: int) -> float:
@@ -63,6 +64,16 @@ def learning_rate(t: TrainConfig, epoch: int, step: int, steps_per_epoch: int) -
     if t.warmup_steps and global_step < t.warmup_steps:
         lr *= (global_step + 1) / t.warmup_steps
     return lr
+
+
+def _barrier(backend) -> None:
+    """Wait for every data-parallel process (backends without data parallelism have none)."""
+    if hasattr(backend, "barrier"):
+        backend.barrier()
+
+
+def _broadcast(backend, value):
+    return backend.broadcast(value) if hasattr(backend, "broadcast") else value
 
 
 def default_cache_dir(cfg: Config) -> str:
@@ -161,37 +172,54 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: st
     if not cfg.data.train_manifest:
         raise ValueError("data.train_manifest is not set (give it in the config or as data.train_manifest=PATH)")
     backend = create_backend(cfg, device)
+    # Under torchrun every process runs this loop on its slice of each global batch;
+    # rank 0 alone evaluates, logs and writes files.
+    rank, world = getattr(backend, "rank", 0), getattr(backend, "world_size", 1)
+    main_process = rank == 0
+    log = print if main_process else (lambda *a, **k: None)
     run = Run(out_dir, backend.checkpoint_suffix, t.keep_checkpoints)
     progress = Progress()
     if resume:
         if not run.last.exists():
             raise FileNotFoundError(f"--resume: no {run.last.name} in {run.dir}")
         progress = Progress(**backend.load(run.last, training_state=True))
-        run.truncate_steps(progress.global_step)
-        print(f"resumed from {run.last} at epoch {progress.epoch + 1}, step {progress.step_in_epoch}")
+        if main_process:
+            run.truncate_steps(progress.global_step)
+        log(f"resumed from {run.last} at epoch {progress.epoch + 1}, step {progress.step_in_epoch}")
     elif pretrained:
         backend.load_pretrained(Path(pretrained))
-        print(f"initialised weights from {pretrained}")
+        log(f"initialised weights from {pretrained}")
     if t.freeze:
         frozen = backend.freeze(t.freeze)
-        print(f"frozen {len(frozen)} parameter tensors: {', '.join(t.freeze)}")
-    save_config(cfg, run.dir / "config.yaml")
+        log(f"frozen {len(frozen)} parameter tensors: {', '.join(t.freeze)}")
+    if main_process:
+        save_config(cfg, run.dir / "config.yaml")
 
     cache = FeatureCache(default_cache_dir(cfg), cfg.audio.feature_spec())
-    report = SkipReport()
+    report = SkipReport(quiet=not main_process)
+    if not main_process:
+        _barrier(backend)  # rank 0 fills the feature cache first
     train_set = load_dataset(cfg.data.train_manifest, cfg, cache, report, training=True)
     dev_set = load_dataset(cfg.data.dev_manifest, cfg, cache, report) if cfg.data.dev_manifest else None
-    report.write(run.dir / "skipped.jsonl")
-    if report.items:
-        print(f"{len(report.items)} utterances skipped: see {run.dir / 'skipped.jsonl'}")
+    if main_process:
+        _barrier(backend)
+        report.write(run.dir / "skipped.jsonl")
+        if report.items:
+            log(f"{len(report.items)} utterances skipped: see {run.dir / 'skipped.jsonl'}")
 
-    sampler = BucketBatchSampler(train_set.frames, t.batch_size, t.seed, t.sortagrad)
+    global_batch = t.batch_size * world
+    sampler = BucketBatchSampler(train_set.frames, global_batch, t.seed, t.sortagrad, min_size=world)
     steps_per_epoch = len(sampler)
+    if progress.global_batch_size and progress.global_batch_size != global_batch:
+        # Another process count: continue after the same number of utterances of the epoch.
+        progress.step_in_epoch = progress.step_in_epoch * progress.global_batch_size // global_batch
+        log(f"global batch {progress.global_batch_size} -> {global_batch}: continuing at step {progress.step_in_epoch}")
+    progress.global_batch_size = global_batch
     hours = sum(train_set.frames) * cfg.audio.hop_length / cfg.audio.sample_rate / 3600
-    print(f"model: {backend.num_parameters():,} parameters ({cfg.model.rnn_layers}x{cfg.model.rnn_type} "
-          f"{cfg.model.rnn_hidden}) on {backend.name}; train: {len(train_set)} utterances, {hours:.2f} h, "
-          f"{steps_per_epoch} batches of {t.batch_size} "
-          f"({100 * padding_fraction(sampler.batches, train_set.frames):.1f} % padding)")
+    log(f"model: {backend.num_parameters():,} parameters ({cfg.model.rnn_layers}x{cfg.model.rnn_type} "
+        f"{cfg.model.rnn_hidden}) on {backend.name}; train: {len(train_set)} utterances, {hours:.2f} h, "
+        f"{steps_per_epoch} batches of {t.batch_size}{f' x {world} processes' if world > 1 else ''} "
+        f"({100 * padding_fraction(sampler.batches, train_set.frames):.1f} % padding)")
 
     last_metrics: dict = progress.history[-1] if progress.history else {}
     while progress.epoch < t.epochs:
@@ -199,51 +227,56 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: st
         batches = sampler.epoch(epoch)
         started = time.time()
         pbar = bar(total=steps_per_epoch, initial=progress.step_in_epoch, desc=f"epoch {epoch + 1}/{t.epochs}",
-                   unit="batch")
+                   unit="batch", disable=not main_process)
         pending: list[tuple[int, int, int, float, float]] = []
         lr = learning_rate(t, epoch, progress.step_in_epoch, steps_per_epoch)
         for step in range(progress.step_in_epoch, steps_per_epoch):
             lr = learning_rate(t, epoch, step, steps_per_epoch)
             backend.set_lr(lr)
-            loss = backend.train_step(train_set.batch(batches[step]))
+            loss = backend.train_step(train_set.batch(batches[step][rank::world]))
             progress.step_in_epoch = step + 1
             progress.global_step += 1
             if loss is None:
                 progress.skipped_batches += 1
-                tqdm.write(f"epoch: {epoch + 1} step: {step + 1}, loss is not finite: batch skipped "
-                           f"({progress.skipped_batches} so far)")
+                if main_process:
+                    tqdm.write(f"epoch: {epoch + 1} step: {step + 1}, loss is not finite: batch skipped "
+                               f"({progress.skipped_batches} so far)")
             else:
                 progress.loss_sum += loss
                 progress.loss_count += 1
                 pending.append((progress.global_step, epoch + 1, step + 1, round(loss, 4), lr))
-                if (step + 1) % t.log_every == 0 or step == 0:
+                if main_process and ((step + 1) % t.log_every == 0 or step == 0):
                     tqdm.write(f"epoch: {epoch + 1} step: {step + 1}, loss is {loss:.2f}")
                 pbar.set_postfix(loss=f"{loss:.2f}", lr=f"{lr:.2e}")
             pbar.update()
             at_limit = t.max_steps and progress.global_step >= t.max_steps
-            if (t.checkpoint_every and progress.global_step % t.checkpoint_every == 0) or at_limit:
+            if main_process and ((t.checkpoint_every and progress.global_step % t.checkpoint_every == 0)
+                                 or at_limit):
                 run.append_steps(pending)
                 pending = []
                 if step + 1 < steps_per_epoch:
                     run.save(backend, progress, epoch + 1, step + 1)
             if at_limit and step + 1 < steps_per_epoch:
                 pbar.close()
-                print(f"stopped at train.max_steps={t.max_steps}; continue with --resume {run.dir}")
+                log(f"stopped at train.max_steps={t.max_steps}; continue with --resume {run.dir}")
+                _barrier(backend)
                 return last_metrics
         pbar.close()
-        run.append_steps(pending)
+        if main_process:
+            run.append_steps(pending)
 
         metrics = {"epoch": epoch + 1, "global_step": progress.global_step, "lr": lr,
                    "train_loss": progress.loss_sum / max(progress.loss_count, 1),
                    "dev_wer": None, "dev_cer": None, "seconds": round(time.time() - started, 1),
                    "skipped_batches": progress.skipped_batches}
-        if dev_set is not None:
+        if dev_set is not None and main_process:
             hypotheses = decode_dataset(backend, dev_set, t.eval_batch_size, desc="dev")
             rates, _ = score([u.text for u in dev_set.utterances], hypotheses)
             metrics["dev_wer"], metrics["dev_cer"] = rates.wer, rates.cer
             example = next((i for i, h in enumerate(hypotheses) if h), 0)
             print(f"  dev example  Ref: {dev_set.utterances[example].text.lower()}\n"
                   f"               Hyp: {hypotheses[example].lower()}")
+        metrics = _broadcast(backend, metrics)
         improved = metrics["dev_wer"] is not None and metrics["dev_wer"] < progress.best_wer
         if improved:
             progress.best_wer, progress.epochs_since_best = metrics["dev_wer"], 0
@@ -252,17 +285,27 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: st
         progress.history.append(metrics)
         progress.epoch += 1
         progress.step_in_epoch, progress.loss_sum, progress.loss_count = 0, 0.0, 0
-        path = run.save(backend, progress, epoch + 1, steps_per_epoch, best=improved or dev_set is None)
-        run.write_epoch_metrics(progress.history)
-        dev = (f", dev WER {100 * metrics['dev_wer']:.2f} % CER {100 * metrics['dev_cer']:.2f} %"
-               if dev_set is not None else "")
-        print(f"epoch {epoch + 1}: train loss {metrics['train_loss']:.3f}{dev}, {metrics['seconds']:.0f} s "
-              f"-> {path.name}")
+        if main_process:
+            path = run.save(backend, progress, epoch + 1, steps_per_epoch, best=improved or dev_set is None)
+            run.write_epoch_metrics(progress.history)
+            dev = (f", dev WER {100 * metrics['dev_wer']:.2f} % CER {100 * metrics['dev_cer']:.2f} %"
+                   if dev_set is not None else "")
+            log(f"epoch {epoch + 1}: train loss {metrics['train_loss']:.3f}{dev}, {metrics['seconds']:.0f} s "
+                f"-> {path.name}")
+        _barrier(backend)
         last_metrics = metrics
         if t.max_steps and progress.global_step >= t.max_steps:
-            print(f"stopped at train.max_steps={t.max_steps}")
+            log(f"stopped at train.max_steps={t.max_steps}")
             break
         if t.early_stopping and progress.epochs_since_best >= t.early_stopping:
-            print(f"early stopping: dev WER has not improved for {t.early_stopping} epochs")
+            log(f"early stopping: dev WER has not improved for {t.early_stopping} epochs")
             break
     return last_metrics
+
+
+if __name__ == "__main__":  # torchrun --nproc-per-node N -m deepspeech2.train --config C ...
+    import sys
+
+    from .cli import main
+
+    sys.exit(main(["train", *sys.argv[1:]]))

@@ -42,6 +42,10 @@ class Backend(Protocol):
     def export(self, path: Path, fmt: str, example: Batch) -> dict:
         """Export for inference; returns a report (e.g. max abs difference)."""
 
+    # Optional, for data-parallel backends: ``rank`` and ``world_size`` attributes and
+    # ``barrier()`` / ``broadcast(value)``; the training loop treats a backend without
+    # them as a single process.
+
 
 class CheckpointMismatch(ValueError):
     """A checkpoint whose parameters do not fit the configured network."""

@@ -24,10 +24,13 @@ from .manifest import Utterance, atomic_write_text, read_any_manifest
 @dataclass
 class SkipReport:
     items: list[dict] = field(default_factory=list)
+    quiet: bool = False
 
     def add(self, manifest: str, line: int, path: str, reason: str) -> None:
         reason = reason.removeprefix(f"{path}: ")
         self.items.append({"manifest": manifest, "line": line, "path": path, "reason": reason})
+        if self.quiet:
+            return
         if len(self.items) <= 20:
             print(f"skipped {manifest}:{line} {path}: {reason}", file=sys.stderr)
         elif len(self.items) == 21:
@@ -135,9 +138,11 @@ class BucketBatchSampler:
     first epoch runs shortest-first when SortaGrad is on."""
 
     def __init__(self, frames: list[int], batch_size: int, seed: int = 1, sortagrad: bool = True,
-                 shuffle: bool = True):
+                 shuffle: bool = True, min_size: int = 1):
         order = np.argsort(np.asarray(frames), kind="stable")
         self.batches = [order[i: i + batch_size].tolist() for i in range(0, len(order), batch_size)]
+        # Data-parallel ranks each take a slice of a batch: none may come out empty.
+        self.batches = [b for b in self.batches if len(b) >= min_size]
         self.seed, self.sortagrad, self.shuffle = seed, sortagrad, shuffle
 
     def __len__(self) -> int:

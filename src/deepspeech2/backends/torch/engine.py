@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ...config import Config
 from ...data.dataset import Batch
@@ -19,9 +21,17 @@ from .model import DeepSpeech2, count_parameters
 CHECKPOINT_FORMAT = "deepspeech2-torch"
 
 
-def pick_device(name: str) -> torch.device:
+def distributed_env() -> tuple[int, int, int]:
+    """(rank, world size, local rank) as torchrun sets them; (0, 1, 0) otherwise."""
+    return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+            int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def pick_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":  # one GPU per process under torchrun
+        name = f"cuda:{local_rank}"
     return torch.device(name)
 
 
@@ -56,13 +66,39 @@ class TorchBackend:
         self.cfg = cfg
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
-        self.device = pick_device(device or cfg.train.device)
-        torch.manual_seed(cfg.train.seed)
+        self.rank, self.world_size, local_rank = distributed_env()
+        self.device = pick_device(device or cfg.train.device, local_rank)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            torch.backends.cudnn.benchmark = True  # cuDNN picks the fastest RNN/conv kernels per shape
+        if self.world_size > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank
         self.alphabet = Alphabet(cfg.text.blank)
         self.model = DeepSpeech2(cfg.model, cfg.audio.n_fft // 2 + 1, len(self.alphabet)).to(self.device)
+        self.net: nn.Module = self._wrap()
         self.ctc = nn.CTCLoss(blank=self.alphabet.blank_id, reduction="sum", zero_infinity=True)
         self.optimizer: torch.optim.Optimizer | None = None
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.precision == "fp16" and self.device.type == "cuda")
+
+    def _wrap(self) -> nn.Module:
+        """The module the train step runs: the model, or DDP around it under torchrun."""
+        if self.world_size == 1:
+            return self.model
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(self.model, device_ids=ids)
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            dist.barrier()
+
+    def broadcast(self, value):
+        """Rank 0's ``value`` on every rank (e.g. the dev metrics only rank 0 computes)."""
+        if self.world_size == 1:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
 
     # -- training ---------------------------------------------------------------
     def _build_optimizer(self) -> torch.optim.Optimizer:
@@ -85,6 +121,7 @@ class TorchBackend:
             if n in frozen:
                 p.requires_grad_(False)
         self.optimizer = None
+        self.net = self._wrap()  # DDP must see which parameters take gradients
         return frozen
 
     def num_parameters(self) -> int:
@@ -114,13 +151,17 @@ class TorchBackend:
     def train_step(self, batch: Batch) -> float | None:
         if self.optimizer is None:
             self.optimizer = self._build_optimizer()
-        self.model.train()
+        self.net.train()
         features, lengths = self._tensors(batch)
         with self._autocast():
-            log_probs, out_lengths = self.model(features, lengths)
+            log_probs, out_lengths = self.net(features, lengths)
         loss = self.ctc(log_probs.transpose(0, 1), torch.from_numpy(batch.targets).to(self.device),
                         out_lengths, torch.from_numpy(batch.target_lengths).to(self.device)) / len(batch)
-        if not torch.isfinite(loss):
+        finite = torch.isfinite(loss.detach()).float()
+        if self.world_size > 1:
+            # Every rank must skip the same batches, or the gradient all-reduce would hang.
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        if not finite:
             self.optimizer.zero_grad(set_to_none=True)
             return None
         self.optimizer.zero_grad(set_to_none=True)
@@ -130,7 +171,11 @@ class TorchBackend:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return float(loss.detach())
+        loss = loss.detach()
+        if self.world_size > 1:  # report the mean over the global batch, as one process would
+            dist.all_reduce(loss)
+            loss /= self.world_size
+        return float(loss)
 
     @torch.inference_mode()
     def log_probs(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
