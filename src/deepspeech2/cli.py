@@ -101,20 +101,32 @@ def cmd_train(args: argparse.Namespace) -> None:
         out = args.out or f"runs/{cfg.name}"
     if args.backend:
         cfg.backend = args.backend
-    train(cfg, out, resume=bool(args.resume), pretrained=args.pretrained, device=args.device)
+    train(cfg, out, resume=bool(args.resume), pretrained=_for_backend(args.pretrained, cfg.backend),
+          device=args.device)
+
+
+def _for_backend(checkpoint: str | None, backend: str | None) -> str | None:
+    """``checkpoint``, or when it is the other backend's, a converted temporary copy (as ``ds2 convert``)."""
+    if not checkpoint or not backend:
+        return checkpoint
+    from .backends.mindspore.convert import as_backend
+
+    return str(as_backend(checkpoint, backend))
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
     from .recipes import evaluate_checkpoint
 
-    evaluate_checkpoint(args.checkpoint, args.manifest, args.out, args.cache_dir, verbose=not args.quiet,
-                        batch_size=args.batch_size)
+    evaluate_checkpoint(_for_backend(args.checkpoint, args.backend), args.manifest, args.out, args.cache_dir,
+                        verbose=not args.quiet, batch_size=args.batch_size)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
     from .recipes import export_checkpoint
 
-    report = export_checkpoint(args.checkpoint, args.out, args.format, args.manifest, args.cache_dir)
+    backend = args.backend or ("mindspore" if args.format == "mindir" else None)  # MindIR is MindSpore's
+    report = export_checkpoint(_for_backend(args.checkpoint, backend), args.out, args.format, args.manifest,
+                               args.cache_dir)
     print(f"exported {report['path']} ({report['bytes'] / 1e6:.1f} MB); checked on {report['batch']} utterances: "
           f"max abs difference to the checkpoint's output {report['max_abs_diff']:.2e}")
 
@@ -125,13 +137,21 @@ def cmd_transcribe(args: argparse.Namespace) -> None:
     if bool(args.checkpoint) == bool(args.onnx):
         raise SystemExit("ds2 transcribe needs exactly one of --checkpoint C or --onnx M")
     transcriber = (Transcriber.from_onnx(args.onnx, chunk_seconds=args.chunk_seconds) if args.onnx
-                   else Transcriber.from_checkpoint(args.checkpoint, chunk_seconds=args.chunk_seconds))
+                   else Transcriber.from_checkpoint(_for_backend(args.checkpoint, args.backend),
+                                                    chunk_seconds=args.chunk_seconds))
     for path in args.files:
         result = transcriber.transcribe(path)
         if args.json:
             print(json.dumps(result))
         else:
             print(result["text"] if len(args.files) == 1 else f"{path}\t{result['text']}")
+
+
+def cmd_convert(args: argparse.Namespace) -> None:
+    from .backends.mindspore.convert import convert_checkpoint
+
+    report = convert_checkpoint(args.source, args.dest)
+    print(f"{report['source']} -> {report['dest']} ({report['parameters']:,} parameters)")
 
 
 def cmd_run(args: argparse.Namespace) -> None:
@@ -144,6 +164,13 @@ def cmd_run(args: argparse.Namespace) -> None:
         options = {"subsets": args.subsets, "base_url": args.base_url, "checksums": args.checksums, "wav": args.wav,
                    "jobs": args.jobs, "download": not args.no_download}
     run_recipe(args.recipe, args.out, args.root or args.data, args.overrides, options, args.config)
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from .bench import run_bench
+
+    run_bench(args.out, quick=args.quick, rows=args.rows, threads=args.threads, wer_json=args.wer_json,
+              tiny=args.tiny)
 
 
 def _librispeech_source_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -229,24 +256,35 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=32)
     ev.add_argument("--cache-dir", help="feature cache (default: $DS2_CACHE or ~/.cache/deepspeech2/features)")
     ev.add_argument("--quiet", action="store_true", help="no per-utterance Ref/Hyp lines")
+    ev.add_argument("--backend", choices=["torch", "mindspore"],
+                    help="evaluate with this backend (default: the checkpoint's; the other's is converted)")
     ev.set_defaults(func=cmd_eval)
 
-    ex = sub.add_parser("export", help="export a checkpoint for inference (ONNX)")
+    ex = sub.add_parser("export", help="export a checkpoint for inference (ONNX, MindIR)")
     ex.add_argument("--checkpoint", required=True)
     ex.add_argument("--format", default="onnx", choices=["onnx", "mindir"])
     ex.add_argument("--out", required=True)
     ex.add_argument("--manifest", help="audio to check the export on (default: the checkpoint's dev manifest)")
     ex.add_argument("--cache-dir")
+    ex.add_argument("--backend", choices=["torch", "mindspore"],
+                    help="export with this backend (default: the checkpoint's; mindspore for --format mindir)")
     ex.set_defaults(func=cmd_export)
 
     tr = sub.add_parser("transcribe", help="transcribe audio files")
     tr.add_argument("files", nargs="+")
-    tr.add_argument("--checkpoint", help="a training checkpoint (PyTorch)")
+    tr.add_argument("--checkpoint", help="a training checkpoint (PyTorch .pt or MindSpore .ckpt)")
     tr.add_argument("--onnx", help="an exported ONNX model (needs no torch)")
     tr.add_argument("--json", action="store_true", help="JSON per file with word start/end times")
+    tr.add_argument("--backend", choices=["torch", "mindspore"],
+                    help="run --checkpoint with this backend (default: the checkpoint's)")
     tr.add_argument("--chunk-seconds", type=float,
                     help="cut longer files into chunks of this length (default: the model's data.max_duration)")
     tr.set_defaults(func=cmd_transcribe)
+
+    cv = sub.add_parser("convert", help="convert a checkpoint: MindSpore .ckpt <-> PyTorch .pt")
+    cv.add_argument("source", help="a .ckpt (ours, the official one, MindSpore 1.x or 2.x names) or a .pt")
+    cv.add_argument("dest", help="the other format's file")
+    cv.set_defaults(func=cmd_convert)
 
     run = sub.add_parser("run", help="run a recipe: prepare, train, evaluate, export, transcribe")
     run.add_argument("recipe", choices=["mini", "fsdd", "librispeech"])
@@ -258,6 +296,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--num-train", type=int, help="mini: training utterances to synthesize")
     run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=_overrides_help())
     run.set_defaults(func=cmd_run)
+
+    be = sub.add_parser("bench", help="training and inference throughput, setup by setup (Markdown, JSON, PNG)")
+    be.add_argument("--quick", action="store_true", help="short utterances, one timed step per row (~10 min, 2 cores)")
+    be.add_argument("--out", default="runs/bench", help="folder for bench.md, bench.json, bench.png")
+    be.add_argument("--rows", help="comma-separated row names or globs, e.g. 'torch-*,infer-*' (default: all)")
+    be.add_argument("--threads", type=int, help="torch threads for the training rows (default: all cores)")
+    be.add_argument("--wer-json", help="JSON of row name -> WER fraction, shown beside each row's speed")
+    be.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # tests: a tiny model in every row
+    be.set_defaults(func=cmd_bench)
     return parser
 
 

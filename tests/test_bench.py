@@ -1,0 +1,97 @@
+"""``ds2 bench``: the machinery with a tiny model in every row (one timed step each)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import tiny_config
+from deepspeech2 import bench
+from deepspeech2.backends.torch.model import DeepSpeech2
+
+
+def test_epoch_model_is_shaped_like_train_clean_100():
+    d = bench.librispeech100_durations()
+    assert len(d) == 28_539
+    assert d.sum() / 3600 == pytest.approx(100.6, rel=1e-3)
+    assert d.mean() == pytest.approx(12.7, abs=0.05)
+    assert 0.5 < ((d > 10) & (d < 16)).mean() < 0.8
+    assert 20 < d.max() <= 24.5 and d.min() >= 1.0
+
+
+def test_flops_count_the_convolutions_and_twice_the_rnn_and_fc_weights_per_frame():
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = tiny_config()
+    frames = 301
+    model = DeepSpeech2(cfg.model, 161, 29)
+    with FlopCounterMode(display=False) as counter:  # torch's own count for the convolutions
+        model.conv(torch.zeros(1, 1, 161, frames), torch.tensor([frames]))
+    weights = sum(p.numel() for n, p in model.rnns.named_parameters() if n.rsplit(".", 1)[-1].startswith("weight_"))
+    weights += model.fc.weight.numel()
+    expected = counter.get_total_flops() + 2 * weights * cfg.model.output_frames(frames)
+    assert bench.forward_flops(cfg.model, frames) == pytest.approx(expected, rel=1e-9)
+
+
+def test_rows_are_selected_by_name_or_glob():
+    assert bench.select_rows("torch-mini, infer-*") == ["torch-mini", "infer-torch-eager", "infer-onnxruntime",
+                                                       "infer-int8-dynamic"]
+    assert bench.select_rows(None)[0] == "mindspore-official-b1"
+    with pytest.raises(ValueError, match="no row matches torch-nope"):
+        bench.select_rows("torch-nope")
+
+
+def test_bench_writes_table_json_and_png_and_reports_failures(tmp_path, monkeypatch):
+    def broken(b):
+        raise RuntimeError("boom: out of memory")
+
+    monkeypatch.setitem(bench.TRAINING_ROWS, "torch-gru", broken)
+    (tmp_path / "wer.json").write_text(json.dumps({"torch-mini": 0.25}))
+    rows = ["mindspore-official-b1", "torch-official-b20", "torch-+feature-cache", "torch-bf16", "torch-gru",
+            "torch-mini", "infer-torch-eager", "infer-int8-dynamic"]
+    if bench.mindspore_available():
+        rows.remove("mindspore-official-b1")  # MindSpore's own tests cover its backend; keep this one quick
+    report = bench.run_bench(tmp_path / "out", quick=True, rows=rows, threads=1, wer_json=tmp_path / "wer.json",
+                             tiny=True, log=lambda line: None)
+
+    for name in ("bench.md", "bench.json", "bench.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+    assert (tmp_path / "out" / "bench.png").read_bytes()[:4] == b"\x89PNG"
+    saved = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert saved["machine"]["matmul_fp32_gflops"] > 0
+    by_name = {r["name"]: r for r in saved["training"] + saved["inference"]}
+    assert list(by_name) == rows
+    for name in ("torch-official-b20", "torch-+feature-cache", "torch-bf16", "torch-mini"):
+        row = by_name[name]
+        assert row["status"] == "ok", row
+        assert row["audio_per_s"] > 0 and row["epoch_hours"] > 0 and row["gflops"] > 0 and row["speedup"] > 0
+    assert by_name["torch-official-b20"]["speedup"] == pytest.approx(1.0)
+    for name in ("infer-torch-eager", "infer-int8-dynamic"):
+        assert by_name[name]["status"] == "ok" and by_name[name]["rtf"] > 0
+    failed = by_name["torch-gru"]
+    assert failed["status"] == "failed" and failed["error"] == "RuntimeError: boom: out of memory"
+    assert by_name["torch-mini"]["wer"] == 0.25
+    if "mindspore-official-b1" in by_name:
+        assert by_name["mindspore-official-b1"]["status"] == "not run"
+
+    table = (tmp_path / "out" / "bench.md").read_text()
+    assert "| torch-mini |" in table and "25.0 %" in table and "not measured" in table
+    assert "failed: RuntimeError: boom: out of memory" in table
+    if "mindspore-official-b1" in by_name:
+        assert "not run: MindSpore not installed (pip install 'deepspeech2[mindspore]')" in table
+    assert report["ladder"]["data_path"] is True
+
+
+def test_ddp_row_times_two_torchrun_processes(tmp_path):
+    report = bench.run_bench(tmp_path, quick=True, rows="torch-ddp2", threads=2, tiny=True, log=lambda line: None)
+    (row,) = report["training"]
+    assert row["status"] == "ok", row["error"]
+    assert row["batch"] == 20 and row["audio_per_s"] > 0 and row["details"]["processes"] == 2
+
+
+def test_bad_wer_json_is_an_error(tmp_path):
+    (tmp_path / "wer.json").write_text('{"torch-mini": "low"}')
+    with pytest.raises(ValueError, match="row name -> WER fraction"):
+        bench.read_wer(tmp_path / "wer.json")
