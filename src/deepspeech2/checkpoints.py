@@ -1,10 +1,22 @@
-"""Backend-neutral checkpoint helpers: which backend wrote a file, and its config."""
+"""Backend-neutral checkpoint helpers: which backend wrote a file, and its config.
+
+PyTorch checkpoints (.pt) hold the config in their dict. MindSpore checkpoints (.ckpt)
+hold it as a string entry ``deepspeech2_config`` (written with ``save_checkpoint``'s
+``append_dict``; see backends/mindspore/engine.py), so the .ckpt alone is enough, as
+the .pt is. A .ckpt without one (the official pretrained checkpoint, or one saved by
+the course's code) is read with configs/mindspore_official.yaml, the network it was
+trained with.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .config import Config
+from .config import Config, load_config
+
+OFFICIAL_CONFIG = Path(__file__).parent / "configs" / "mindspore_official.yaml"
+MINDSPORE_MISSING = ("MindSpore checkpoints need MindSpore: pip install 'deepspeech2[mindspore]' "
+                     "(mindspore==2.10.0, numpy<2)")
 
 
 def backend_of(path: str | Path) -> str:
@@ -17,10 +29,25 @@ def backend_of(path: str | Path) -> str:
 
 
 def read_config(path: str | Path) -> Config:
-    """The config saved inside a checkpoint."""
-    if backend_of(path) == "torch":
+    """The config saved inside a checkpoint; its ``backend`` is the one that reads the file."""
+    kind = backend_of(path)
+    if kind == "torch":
         from .backends.torch.engine import load_checkpoint_file
 
         ckpt = load_checkpoint_file(path)
-        return Config.from_dict(ckpt["config"], f"{path} (config)")
-    raise NotImplementedError("reading MindSpore checkpoints needs the MindSpore backend")
+        cfg = Config.from_dict(ckpt["config"], f"{path} (config)")
+    else:
+        try:
+            import mindspore  # noqa: F401
+        except ImportError:
+            raise SystemExit(MINDSPORE_MISSING) from None
+        from .backends.mindspore.engine import checkpoint_metadata, official_config_note
+
+        meta = checkpoint_metadata(path)
+        if "config" in meta:
+            cfg = Config.from_dict(meta["config"], f"{path} (config)")
+        else:
+            official_config_note(path)
+            cfg = load_config(OFFICIAL_CONFIG)
+    cfg.backend = kind
+    return cfg

@@ -1,0 +1,95 @@
+"""Export the MindSpore network: MindIR (loaded back with ``mindspore.load`` and
+``nn.GraphCell``) and ONNX (loaded back with onnxruntime), each checked against the
+network's own output on real features.
+
+The MindIR graph has dynamic batch and time axes and carries the config as
+``user_info["deepspeech2_config"]``. ONNX goes through the PyTorch network with the
+same weights (``convert.py``): MindSpore 2.10's ONNX exporter writes fixed input
+shapes only and mis-orders the asymmetric padding of the 41x11/21x11 convolutions,
+while the PyTorch exporter gives dynamic axes and the metadata ``ds2 transcribe
+--onnx`` reads. The check is against the MindSpore network all the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ...data.dataset import Batch
+
+MINDIR_CONFIG_KEY = "deepspeech2_config"
+
+
+def _max_diff(got: np.ndarray, expected: np.ndarray, lengths: np.ndarray) -> float:
+    """Largest difference over each utterance's valid output frames."""
+    return max(float(np.abs(got[i, :n] - expected[i, :n]).max()) for i, n in enumerate(lengths))
+
+
+def export_mindir(backend, path: Path, example: Batch) -> dict:
+    """Write ``path`` (.mindir) with dynamic batch and time, reload it, compare on ``example``."""
+    import mindspore as ms
+    from mindspore import Tensor, nn
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    bins = backend.cfg.audio.n_fft // 2 + 1
+    config = json.dumps(backend.cfg.to_dict())
+
+    def add_config(model) -> None:
+        model.user_info[MINDIR_CONFIG_KEY] = config
+
+    backend.net.set_train(False)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.mindir")
+    ms.export(backend.net, Tensor(shape=[None, bins, None], dtype=ms.float32), Tensor(shape=[None], dtype=ms.int32),
+              file_name=str(tmp), file_format="MINDIR", custom_func=add_config)
+    os.chmod(tmp, 0o644)  # MindSpore writes it read-only (0o400)
+    os.replace(tmp, path)
+
+    expected, expected_lengths = backend.log_probs(example)
+    graph = nn.GraphCell(ms.load(str(path)))
+    got, got_lengths = graph(Tensor(example.features), Tensor(example.feature_lengths.astype(np.int32)))
+    got, got_lengths = got.asnumpy(), got_lengths.asnumpy()
+    if not np.array_equal(got_lengths, expected_lengths):
+        raise RuntimeError(f"{path}: MindIR output lengths {got_lengths} differ from the network's {expected_lengths}")
+    return {"path": str(path), "format": "mindir", "max_abs_diff": _max_diff(got, expected, expected_lengths),
+            "batch": len(example), "bytes": path.stat().st_size}
+
+
+def mindir_config(path: str | Path) -> dict:
+    """The config stored in a MindIR file by ``export_mindir``."""
+    import mindspore as ms
+
+    model = ms.load_mindir(str(path))
+    if MINDIR_CONFIG_KEY not in model.user_info:
+        raise ValueError(f"{path}: no {MINDIR_CONFIG_KEY} in the MindIR user_info; export it with `ds2 export`")
+    return json.loads(model.user_info[MINDIR_CONFIG_KEY])
+
+
+def export_onnx(backend, path: Path, example: Batch) -> dict:
+    """ONNX through the PyTorch network with these weights; compared with onnxruntime
+    against the MindSpore network's output (and against PyTorch by ``export_onnx``)."""
+    import onnxruntime as ort
+
+    from ...transcribe import ONNX_CONFIG_KEY
+    from ..torch.engine import TorchBackend, check_state_dict
+    from ..torch.export import export_onnx as torch_export_onnx
+    from .convert import as_torch_tensors, torch_from_mindspore
+
+    cfg = backend.cfg
+    torch_cfg = type(cfg).from_dict({**cfg.to_dict(), "backend": "torch"})
+    twin = TorchBackend(torch_cfg, "cpu")
+    state = as_torch_tensors(torch_from_mindspore(backend.network_parameters(), cfg))
+    check_state_dict("the MindSpore network", twin.model, state)
+    twin.model.load_state_dict(state)
+    report = torch_export_onnx(twin.model, path, example, {ONNX_CONFIG_KEY: json.dumps(cfg.to_dict())})
+    expected, expected_lengths = backend.log_probs(example)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got, got_lengths = session.run(None, {"features": example.features, "feature_lengths": example.feature_lengths})
+    if not np.array_equal(got_lengths, expected_lengths):
+        raise RuntimeError(f"{path}: ONNX output lengths {got_lengths} differ from the network's {expected_lengths}")
+    report["max_abs_diff_torch"] = report["max_abs_diff"]
+    report["max_abs_diff"] = _max_diff(got, expected, expected_lengths)
+    return report
