@@ -55,3 +55,12 @@ def test_official_config_reproduces_the_mindspore_model():
 def test_missing_config_file():
     with pytest.raises(FileNotFoundError, match="packaged configs: .*mini"):
         config_path("nope")
+
+
+def test_out_of_range_values_are_rejected_with_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  log_every: 0\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: train.log_every must be positive"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="data.max_duration"):
+        load_config(None, ["data.min_duration=5", "data.max_duration=2"])

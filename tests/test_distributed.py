@@ -46,7 +46,7 @@ def test_two_processes_match_one_on_the_same_global_batch(tiny_corpus, tmp_path)
 
 
 def test_resume_with_another_process_count(tiny_corpus, tmp_path):
-    """A run stopped under 2 processes continues in 1, after the same number of utterances."""
+    """A run stopped under 2 processes continues in 1 exactly where it stopped."""
     cfg = tiny_config(tiny_corpus["train"], "", tmp_path / "features", epochs=1, batch_size=4, max_steps=3)
     save_config(cfg, tmp_path / "c.yaml")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -59,5 +59,7 @@ def test_resume_with_another_process_count(tiny_corpus, tmp_path):
 
     assert main(["train", "--resume", str(tmp_path / "run"), "train.max_steps=0"]) == 0
     progress = load_checkpoint_file(tmp_path / "run" / "last.pt")["progress"]
-    # 3 steps of 8 utterances = 24 = 6 steps of 4; then the remaining 96 / 4 - 6 = 18 steps.
-    assert progress["epoch"] == 1 and progress["global_step"] == 3 + 18 and progress["global_batch_size"] == 4
+    # The interrupted epoch ends with its own 12 batches of 8 (9 left after 3).
+    assert progress["epoch"] == 1 and progress["global_step"] == 3 + 9
+    rows = list(csv.DictReader(open(tmp_path / "run" / "steps.csv")))
+    assert [int(r["step"]) for r in rows] == list(range(1, 13))

@@ -180,3 +180,19 @@ def test_long_files_are_transcribed_in_chunks(trained_run, tiny_corpus, tmp_path
     starts = [w["start"] for w in result["words"]]
     assert len(starts) >= 3 and starts == sorted(starts)
     assert starts[-1] > 1.0  # later chunks' times are offset by the chunk start
+
+
+def test_fine_tune_from_pretrained_with_frozen_layers(trained_run, tiny_corpus, tmp_path):
+    """--pretrained loads the weights; train.freeze keeps the named layers fixed, also across a resume."""
+    cfg = tiny_config(tiny_corpus["train"], "", tmp_path / "features", epochs=2, max_steps=4, freeze=["conv."])
+    out = tmp_path / "tuned"
+    train(cfg, out, pretrained=str(trained_run / "best.pt"))
+    cfg.train.max_steps = 0
+    train(cfg, out, resume=True)
+    before, after = _weights(trained_run / "best.pt"), _weights(out / "last.pt")
+    assert load_checkpoint_file(out / "last.pt")["progress"]["global_step"] == 24
+    for name in before:
+        if name.startswith("conv.") and "running" not in name and "num_batches" not in name:
+            assert torch.equal(before[name], after[name]), name
+    assert not torch.equal(before["rnns.0.rnn.weight_ih_l0"], after["rnns.0.rnn.weight_ih_l0"])
+    assert not torch.equal(before["fc.weight"], after["fc.weight"])

@@ -93,6 +93,3 @@ def spectrogram(samples: np.ndarray, spec: FeatureSpec = FeatureSpec()) -> np.nd
 def load_features(path: str | os.PathLike, spec: FeatureSpec = FeatureSpec()) -> np.ndarray:
     return spectrogram(load_audio(path, spec.sample_rate), spec)
 
-
-def num_frames(num_samples: int, spec: FeatureSpec = FeatureSpec()) -> int:
-    return 1 + num_samples // spec.hop_length

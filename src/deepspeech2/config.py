@@ -76,7 +76,7 @@ class DataConfig:
     dev_manifest: str = ""
     min_duration: float = 0.0
     max_duration: float = 15.0
-    cache_dir: str = ""  # feature cache; default: <run>/features
+    cache_dir: str = ""  # feature cache; default: $DS2_CACHE or ~/.cache/deepspeech2/features
     num_workers: int = 2  # processes that compute features
 
 
@@ -124,7 +124,10 @@ class Config:
     def from_dict(cls, values: dict, source: str = "config") -> Config:
         cfg = cls()
         _update(cfg, values, "", source)
-        validate(cfg)
+        try:
+            validate(cfg)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
         return cfg
 
 
@@ -192,10 +195,21 @@ def validate(cfg: Config) -> None:
     for key in ("model.conv_kernels", "model.conv_strides"):
         if any(len(pair) != 2 for pair in get_key(cfg, key)):
             raise ConfigError(f"{key} entries must be [frequency, time] pairs")
-    if m.rnn_layers < 1 or m.rnn_hidden < 1:
-        raise ConfigError("model.rnn_layers and model.rnn_hidden must be positive")
-    if cfg.train.batch_size < 1:
-        raise ConfigError("train.batch_size must be positive")
+    positive = ["model.rnn_layers", "model.rnn_hidden", "train.batch_size", "train.epochs", "train.log_every",
+                "train.eval_batch_size", "train.lr_decay", "audio.n_fft", "audio.hop_length", "audio.sample_rate"]
+    non_negative = ["train.checkpoint_every", "train.keep_checkpoints", "train.max_steps", "train.warmup_steps",
+                    "train.early_stopping", "train.grad_clip", "train.lr", "data.min_duration", "train.threads"]
+    for key in positive:
+        if get_key(cfg, key) <= 0:
+            raise ConfigError(f"{key} must be positive, got {get_key(cfg, key)}")
+    for key in non_negative:
+        if get_key(cfg, key) < 0:
+            raise ConfigError(f"{key} must not be negative, got {get_key(cfg, key)}")
+    if any(s < 1 for pair in m.conv_strides for s in pair) or any(c < 1 for c in m.conv_channels):
+        raise ConfigError("model.conv_strides and model.conv_channels must be positive")
+    if cfg.data.max_duration <= cfg.data.min_duration:
+        raise ConfigError(f"data.max_duration ({cfg.data.max_duration}) must exceed data.min_duration "
+                          f"({cfg.data.min_duration})")
 
 
 def get_key(cfg: Config, key: str) -> Any:

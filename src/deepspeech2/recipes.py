@@ -112,15 +112,19 @@ def run_recipe(name: str, out_dir: str | Path, data: str | None = None, override
     cfg = load_config(config_path(config or manifests.config or config_name), [
         f"data.train_manifest={manifests.train}", f"data.dev_manifest={manifests.dev}",
         f"data.cache_dir={out / 'features'}", *(overrides or [])])
+    suffix = ".ckpt" if cfg.backend == "mindspore" else ".pt"
     done = train_dir / "done.json"
     if done.exists():
         print(f"already trained: {train_dir} (delete {done} to train again)")
     else:
-        last = train_dir / "last.pt"
+        last = train_dir / f"last{suffix}"
         metrics = train(cfg, train_dir, resume=last.exists())
-        atomic_write_text(done, json.dumps(metrics, indent=2) + "\n")
+        if metrics.get("completed"):  # not after train.max_steps: a rerun continues the training
+            atomic_write_text(done, json.dumps(metrics, indent=2) + "\n")
     timings["train"] = time.time() - started
-    checkpoint = train_dir / "best.pt"
+    checkpoint = train_dir / f"best{suffix}"
+    if not checkpoint.exists():  # stopped before the first epoch's end
+        checkpoint = train_dir / f"last{suffix}"
 
     results = {}
     started = stage("evaluate")

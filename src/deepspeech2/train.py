@@ -142,8 +142,11 @@ class Run:
         path = self.dir / STEP_LOG
         if not path.exists():
             return
-        rows = list(csv.reader(open(path)))
-        kept = [rows[0]] + [r for r in rows[1:] if int(r[0]) <= global_step]
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+        # A run killed mid-write may leave a torn last line: keep whole rows only.
+        kept = [["global_step", "epoch", "step", "loss", "lr"]] + [
+            r for r in rows[1:] if len(r) == 5 and r[0].isdigit() and int(r[0]) <= global_step]
         buf = io.StringIO()
         csv.writer(buf).writerows(kept)
         atomic_write_text(path, buf.getvalue())
@@ -159,7 +162,9 @@ class Run:
         atomic_write_text(self.dir / "metrics.json", json.dumps(history, indent=2) + "\n")
         steps = []
         if (self.dir / STEP_LOG).exists():
-            steps = [(int(r["global_step"]), float(r["loss"])) for r in csv.DictReader(open(self.dir / STEP_LOG))]
+            with open(self.dir / STEP_LOG, newline="") as f:
+                steps = [(int(r["global_step"]), float(r["loss"])) for r in csv.DictReader(f)
+                         if r.get("loss") and r["global_step"].isdigit()]
         from .plots import plot_training
 
         plot_training(steps, history, self.dir / "training.png")
@@ -179,6 +184,9 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: st
     log = print if main_process else (lambda *a, **k: None)
     run = Run(out_dir, backend.checkpoint_suffix, t.keep_checkpoints)
     progress = Progress()
+    if t.freeze:  # before a resume restores the optimizer, which holds only the trainable parameters
+        frozen = backend.freeze(t.freeze)
+        log(f"frozen {len(frozen)} parameter tensors: {', '.join(t.freeze)}")
     if resume:
         if not run.last.exists():
             raise FileNotFoundError(f"--resume: no {run.last.name} in {run.dir}")
@@ -189,9 +197,6 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: st
     elif pretrained:
         backend.load_pretrained(Path(pretrained))
         log(f"initialised weights from {pretrained}")
-    if t.freeze:
-        frozen = backend.freeze(t.freeze)
-        log(f"frozen {len(frozen)} parameter tensors: {', '.join(t.freeze)}")
     if main_process:
         save_config(cfg, run.dir / "config.yaml")
 
@@ -210,11 +215,16 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: st
     global_batch = t.batch_size * world
     sampler = BucketBatchSampler(train_set.frames, global_batch, t.seed, t.sortagrad, min_size=world)
     steps_per_epoch = len(sampler)
-    if progress.global_batch_size and progress.global_batch_size != global_batch:
-        # Another process count: continue after the same number of utterances of the epoch.
-        progress.step_in_epoch = progress.step_in_epoch * progress.global_batch_size // global_batch
-        log(f"global batch {progress.global_batch_size} -> {global_batch}: continuing at step {progress.step_in_epoch}")
-    progress.global_batch_size = global_batch
+    if steps_per_epoch == 0:
+        raise ValueError(f"{cfg.data.train_manifest}: {len(train_set)} utterances are too few for {world} processes")
+    resumed_sampler = None
+    if progress.global_batch_size and progress.global_batch_size != global_batch and progress.step_in_epoch:
+        # Another process count: the interrupted epoch ends with its own batches (each split
+        # over the processes now running), so no utterance is seen twice or skipped; the
+        # next epoch uses the new global batch.
+        resumed_sampler = BucketBatchSampler(train_set.frames, progress.global_batch_size, t.seed, t.sortagrad,
+                                             min_size=world)
+        log(f"global batch {progress.global_batch_size} -> {global_batch} from the next epoch on")
     hours = sum(train_set.frames) * cfg.audio.hop_length / cfg.audio.sample_rate / 3600
     log(f"model: {backend.num_parameters():,} parameters ({cfg.model.rnn_layers}x{cfg.model.rnn_type} "
         f"{cfg.model.rnn_hidden}) on {backend.name}; train: {len(train_set)} utterances, {hours:.2f} h, "
@@ -224,7 +234,10 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: st
     last_metrics: dict = progress.history[-1] if progress.history else {}
     while progress.epoch < t.epochs:
         epoch = progress.epoch
-        batches = sampler.epoch(epoch)
+        epoch_sampler = resumed_sampler if resumed_sampler is not None and progress.step_in_epoch else sampler
+        batches = epoch_sampler.epoch(epoch)
+        steps_per_epoch = len(batches)
+        progress.global_batch_size = epoch_sampler.batch_size
         started = time.time()
         pbar = bar(total=steps_per_epoch, initial=progress.step_in_epoch, desc=f"epoch {epoch + 1}/{t.epochs}",
                    unit="batch", disable=not main_process)
@@ -260,7 +273,7 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: st
                 pbar.close()
                 log(f"stopped at train.max_steps={t.max_steps}; continue with --resume {run.dir}")
                 _barrier(backend)
-                return last_metrics
+                return {**last_metrics, "completed": False}
         pbar.close()
         if main_process:
             run.append_steps(pending)
@@ -280,7 +293,7 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: st
         improved = metrics["dev_wer"] is not None and metrics["dev_wer"] < progress.best_wer
         if improved:
             progress.best_wer, progress.epochs_since_best = metrics["dev_wer"], 0
-        else:
+        elif dev_set is not None:
             progress.epochs_since_best += 1
         progress.history.append(metrics)
         progress.epoch += 1
@@ -293,12 +306,13 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: st
             log(f"epoch {epoch + 1}: train loss {metrics['train_loss']:.3f}{dev}, {metrics['seconds']:.0f} s "
                 f"-> {path.name}")
         _barrier(backend)
-        last_metrics = metrics
+        last_metrics = {**metrics, "completed": progress.epoch >= t.epochs}
         if t.max_steps and progress.global_step >= t.max_steps:
             log(f"stopped at train.max_steps={t.max_steps}")
             break
-        if t.early_stopping and progress.epochs_since_best >= t.early_stopping:
+        if dev_set is not None and t.early_stopping and progress.epochs_since_best >= t.early_stopping:
             log(f"early stopping: dev WER has not improved for {t.early_stopping} epochs")
+            last_metrics["completed"] = True
             break
     return last_metrics
 

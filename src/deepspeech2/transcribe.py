@@ -62,9 +62,12 @@ class Transcriber:
         return cls(cfg, log_probs, "onnxruntime", chunk_seconds)
 
     def _chunks(self, samples: np.ndarray) -> list[tuple[float, np.ndarray]]:
-        size = int(self.chunk_seconds * self.spec.sample_rate)
-        if size <= 0 or len(samples) <= size:
+        limit = int(self.chunk_seconds * self.spec.sample_rate)
+        if limit <= 0 or len(samples) <= limit:
             return [(0.0, samples)]
+        # Equal chunks no longer than the limit, so no tiny tail is normalised on its own.
+        count = -(-len(samples) // limit)
+        size = -(-len(samples) // count)
         return [(start / self.spec.sample_rate, samples[start: start + size]) for start in range(0, len(samples), size)]
 
     def transcribe(self, path: str | Path) -> dict:

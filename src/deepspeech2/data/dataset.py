@@ -139,6 +139,7 @@ class BucketBatchSampler:
 
     def __init__(self, frames: list[int], batch_size: int, seed: int = 1, sortagrad: bool = True,
                  shuffle: bool = True, min_size: int = 1):
+        self.batch_size = batch_size
         order = np.argsort(np.asarray(frames), kind="stable")
         self.batches = [order[i: i + batch_size].tolist() for i in range(0, len(order), batch_size)]
         # Data-parallel ranks each take a slice of a batch: none may come out empty.
@@ -158,10 +159,6 @@ class BucketBatchSampler:
 def padding_fraction(batches: list[list[int]], frames: list[int]) -> float:
     total = sum(max(frames[i] for i in b) * len(b) for b in batches)
     return 1.0 - sum(frames) / total if total else 0.0
-
-
-def batches_in_order(n: int, batch_size: int) -> list[list[int]]:
-    return [list(range(i, min(n, i + batch_size))) for i in range(0, n, batch_size)]
 
 
 __all__ = ["Batch", "BucketBatchSampler", "SkipReport", "SpeechDataset", "load_dataset"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 from pathlib import Path
 
@@ -72,7 +73,9 @@ class TorchBackend:
             torch.cuda.set_device(self.device)
             torch.backends.cudnn.benchmark = True  # cuDNN picks the fastest RNN/conv kernels per shape
         if self.world_size > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            # Rank 0 fills the feature cache and evaluates while the others wait: allow hours.
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo",
+                                    timeout=datetime.timedelta(hours=6))
         torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank
         self.alphabet = Alphabet(cfg.text.blank)
         self.model = DeepSpeech2(cfg.model, cfg.audio.n_fft // 2 + 1, len(self.alphabet)).to(self.device)
@@ -169,8 +172,11 @@ class TorchBackend:
         self.scaler.unscale_(self.optimizer)
         if self.cfg.train.grad_clip > 0:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+        scale = self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.scaler.is_enabled() and self.scaler.get_scale() < scale:
+            return None  # fp16 gradients overflowed: the scaler skipped this update
         loss = loss.detach()
         if self.world_size > 1:  # report the mean over the global batch, as one process would
             dist.all_reduce(loss)
