@@ -130,8 +130,8 @@ def test_training_steps_agree_with_pytorch():
     cfg.backend = "mindspore"
     ms_backend = create_backend(cfg, "cpu")
     rng = np.random.default_rng(0)
-    lengths = np.array([40, 35, 30, 25])
-    x = rng.standard_normal((4, 161, 40)).astype(np.float32)
+    lengths = np.array([64, 56, 50, 45])
+    x = rng.standard_normal((4, 161, 64)).astype(np.float32)
     for row, n in zip(x, lengths, strict=True):
         row[:, n:] = 0
     batch = Batch(x, lengths, rng.integers(0, 28, (4, 5)), np.array([5, 4, 3, 5]), [""] * 4, [""] * 4)

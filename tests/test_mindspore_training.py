@@ -50,9 +50,9 @@ def ms_run(tiny_corpus, tmp_path_factory) -> Path:
 
 def test_bucket_lengths_are_few_and_cover():
     lengths = {bucket_length(n) for n in range(1, 1502)}
-    assert len(lengths) <= 24 and max(lengths) == 1536
+    assert len(lengths) <= 10 and max(lengths) == 1536
     for n in range(1, 3000):
-        assert n <= bucket_length(n) <= max(32, 1.25 * n)
+        assert n <= bucket_length(n) <= max(64, 1.5 * n)
 
 
 def test_training_learns_and_writes_the_run(ms_run):

@@ -506,7 +506,7 @@ def row_mindspore_bucketed(b: Bench) -> RowResult:
     m = b.measure_mindspore(cfg, b.bucketed_batches(cfg, 8))
     frames = b.w.epoch_frames_bucketed(8, mindspore_static_length)
     return b.train_result("mindspore-bucketed", "MindSpore, official config, batch 8, length buckets", cfg, m,
-                          frames, note="static shapes: quarter-octave buckets")
+                          frames, note="static shapes: half-octave buckets")
 
 
 def row_torch_official_b20(b: Bench) -> RowResult:

@@ -27,6 +27,8 @@ from mindspore import Parameter, Tensor, nn, ops
 from ...config import ModelConfig
 from .convert import rnn_list_name
 
+# Layers with at most this many input values per output (channels x kernel) use a full im2col.
+FULL_IM2COL_ROWS = 1024
 RNN_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
@@ -41,7 +43,8 @@ class Conv2d(nn.Conv2d):
     time). The input is unfolded over frequency only, every time tap of the kernel is
     applied at once, y = W (O*kw, C*kh) @ patches (C*kh, F'*T), and the taps' outputs are
     added with their time shifts: as fast as PyTorch, and ``kernel width`` times less
-    memory than a full im2col.
+    memory than a full im2col. A layer with few inputs per output (the first, on one
+    channel) takes the full im2col instead, which is small there.
 
     (Padding the input with ``ops.pad`` instead of ``unfold``'s own padding makes
     MindSpore 2.10's graph keep the weight it was compiled with in the input gradient,
@@ -63,10 +66,21 @@ class Conv2d(nn.Conv2d):
         f_out = (f + 2 * ph - kh) // sh + 1
         t_padded = t + 2 * pw
         t_out = (t_padded - kw) // sw + 1
+        if c * kh * kw <= FULL_IM2COL_ROWS:
+            # The first layer (one input channel): a full im2col is small, and it avoids the
+            # strided time slices below, whose gradients hold a full-size tensor per tap
+            # (~5 GB per input shape for the 41x11 kernel at time stride 3).
+            patches = ops.unfold(x, (kh, kw), 1, (ph, pw), (sh, sw))
+            weight = self.weight.reshape(out_channels, c * kh * kw)
+            y = ops.bmm(ops.broadcast_to(weight, (b, *weight.shape)), patches)
+            return y.reshape(b, out_channels, f_out, t_out)
         # (B, C*kh, F'*T_padded): every frequency window at every (padded) time step.
         patches = ops.unfold(x, (kh, 1), 1, (ph, pw), (sh, 1))
         weight = self.weight.transpose(0, 3, 1, 2).reshape(out_channels * kw, c * kh)  # rows: (O, tap)
-        y = ops.matmul(weight, patches).reshape(b, out_channels, kw, f_out, t_padded)
+        # bmm with the weight broadcast explicitly: ops.matmul's own broadcasting has a
+        # gradient graph that holds ~5 GB per input shape on CPU (and is 3-5x slower).
+        y = ops.bmm(ops.broadcast_to(weight, (b, *weight.shape)), patches)
+        y = y.reshape(b, out_channels, kw, f_out, t_padded)
         out = None
         for j in range(kw):
             tap = y[:, :, j, :, j:j + sw * (t_out - 1) + 1:sw]
