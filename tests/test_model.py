@@ -1,7 +1,8 @@
 import numpy as np
+import pytest
 import torch
 
-from deepspeech2.backends.torch.model import DeepSpeech2, count_parameters
+from deepspeech2.backends.torch.model import DeepSpeech2, RNNLayer, count_parameters
 from deepspeech2.config import ModelConfig, load_config
 from deepspeech2.recipes import config_path
 
@@ -69,3 +70,28 @@ def test_without_masking_padding_leaks_into_the_output():
         alone, _ = model(short[None], torch.tensor([57]))
         batched, _ = model(batch, torch.tensor([140, 57]))
     assert np.abs(batched[1, :29].numpy() - alone[0, :29].numpy()).max() > 1e-4
+
+
+@pytest.mark.parametrize("rnn_type", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_cpu_rnn_path_equals_packed_sequences(rnn_type, bidirectional, monkeypatch):
+    """The per-direction CPU path (oneDNN's LSTM on the padded batch) computes what packed
+    sequences compute: outputs, input gradients and weight gradients."""
+    torch.manual_seed(0)
+    layer = RNNLayer(rnn_type, 12, 16, bidirectional, batchnorm=True)
+    x, lengths = torch.randn(9, 4, 12), torch.tensor([9, 7, 5, 2])
+    weights = torch.randn(16)
+    results = []
+    for packed in (True, False):
+        monkeypatch.setattr(RNNLayer, "use_packed", packed)
+        layer.zero_grad()
+        inputs = x.clone().requires_grad_()
+        out = layer(inputs, lengths)
+        (out * weights).sum().backward()
+        results.append((out.detach(), inputs.grad, [p.grad.clone() for p in layer.rnn.parameters()]))
+    (out_packed, dx_packed, dw_packed), (out, dx, dw) = results
+    assert torch.allclose(out, out_packed, atol=1e-6)
+    assert out[5:, 2].abs().max() == 0  # padding frames are zero, as pad_packed_sequence leaves them
+    assert torch.allclose(dx, dx_packed, atol=1e-5)
+    for a, b in zip(dw, dw_packed, strict=True):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)

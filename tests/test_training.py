@@ -99,7 +99,7 @@ def test_onnx_export_matches_and_transcribes_like_pytorch(trained_run, tiny_corp
     diff = float(out.split("max abs difference to the checkpoint's output ")[1].split()[0])
     assert diff < 1e-4
     files = [u.path for u in read_manifest(tiny_corpus["dev"])[:4]]
-    assert ds2(["transcribe", *files, "--checkpoint", str(trained_run / "best.pt")]) == 0
+    assert ds2(["transcribe", *files, "--checkpoint", str(trained_run / "best.pt"), "--engine", "fp32"]) == 0
     by_torch = capsys.readouterr().out
     assert ds2(["transcribe", *files, "--onnx", str(onnx_path)]) == 0
     by_onnx = capsys.readouterr().out
@@ -108,6 +108,22 @@ def test_onnx_export_matches_and_transcribes_like_pytorch(trained_run, tiny_corp
     result = json.loads(capsys.readouterr().out)
     assert result["duration"] > 0 and all(0 <= w["start"] < w["end"] <= result["duration"] + 0.05
                                           for w in result["words"])
+
+
+def test_int8_engine_is_the_default_for_checkpoints_and_costs_little(trained_run, tiny_corpus, tmp_path, capsys):
+    from deepspeech2.transcribe import Transcriber
+
+    assert Transcriber.from_checkpoint(trained_run / "best.pt").engine == "torch-int8"
+    assert Transcriber.from_checkpoint(trained_run / "best.pt", engine="fp32").engine == "torch"
+    with pytest.raises(ValueError, match="engine 'fast'"):
+        Transcriber.from_checkpoint(trained_run / "best.pt", engine="fast")
+    wer = {}
+    for flags in ([], ["--int8"]):
+        out = tmp_path / f"eval{len(flags)}"
+        assert ds2(["eval", "--checkpoint", str(trained_run / "best.pt"), "--manifest", str(tiny_corpus["dev"]),
+                    "--out", str(out), "--quiet", *flags]) == 0
+        wer[bool(flags)] = json.loads((out / "results.json").read_text())["wer"]
+    assert wer[True] <= wer[False] + 0.1, wer
 
 
 def test_onnx_transcription_needs_no_torch(trained_run, tiny_corpus, tmp_path):

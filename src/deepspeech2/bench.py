@@ -98,8 +98,8 @@ class Workload:
         rng = np.random.default_rng([seed, 1])
         if tiny:  # the test's machinery check: seconds, not minutes
             return cls(quick, tiny, rng.uniform(0.5, 1.0, 20).tolist(), 1, 0.0, 1, 0.3, 2.0, 1, 256, seed)
-        if quick:  # short utterances, one timed step: the whole bench in about 10 minutes on 2 cores
-            return cls(quick, tiny, rng.uniform(4.0, 5.0, 20).tolist(), 1, 0.0, 1, 1.0, 10.0, 1, 2048, seed)
+        if quick:  # short utterances, one step to warm up (oneDNN builds its kernels per shape), one timed
+            return cls(quick, tiny, rng.uniform(4.0, 5.0, 20).tolist(), 1, 0.0, 1, 0.0, 10.0, 1, 2048, seed)
         epoch = librispeech100_durations(seed)
         return cls(quick, tiny, rng.choice(epoch, 60, replace=False).tolist(), 3, 60.0, 1, 0.0, 10.0, 3, 4096,
                    seed, epoch)
@@ -250,6 +250,16 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@contextlib.contextmanager
+def _packed_rnns(layer_class: type, packed: bool) -> Iterator[None]:
+    saved = layer_class.use_packed
+    layer_class.use_packed = packed
+    try:
+        yield
+    finally:
+        layer_class.use_packed = saved
+
+
 def mindspore_available() -> bool:
     try:
         import mindspore  # noqa: F401
@@ -347,9 +357,10 @@ class Bench:
                 break
         return Measurement(seconds, audio, frames, training_flops(cfg.model, shapes), 0.0, skipped)
 
-    def measure_torch(self, cfg: Config, compile_model: bool = False) -> Measurement:
-        """Warm up, then time the torch backend's train step on the bucketed pool (memoised per setup)."""
-        key = ("torch", json.dumps(cfg.to_dict(), sort_keys=True), compile_model)
+    def measure_torch(self, cfg: Config, compile_model: bool = False, packed: bool = False) -> Measurement:
+        """Warm up, then time the torch backend's train step on the bucketed pool (memoised per setup).
+        ``packed``: masked RNNs on PyTorch's packed sequences instead of the per-direction CPU path."""
+        key = ("torch", json.dumps(cfg.to_dict(), sort_keys=True), compile_model, packed)
         if key in self.memo:
             return self.memo[key]
         import torch
@@ -359,7 +370,9 @@ class Bench:
         m = cfg.model
         self.log(f"    torch: {m.rnn_layers} x {m.rnn_type} {m.rnn_hidden}, batch {cfg.train.batch_size}, "
                  f"{cfg.train.threads} thread(s), {cfg.train.precision}{', compiled' * compile_model}")
-        with torch_threads(cfg.train.threads):
+        from .backends.torch.model import RNNLayer
+
+        with torch_threads(cfg.train.threads), _packed_rnns(RNNLayer, packed):
             backend = create_backend(cfg, "cpu")
             backend.set_lr(cfg.train.lr)
             if compile_model:
@@ -367,7 +380,8 @@ class Bench:
                 backend.net = torch.compile(backend.model, dynamic=True)
             batches = self.bucketed_batches(cfg, cfg.train.batch_size)
             t0 = time.perf_counter()
-            for batch in self.warmup_batches(cfg, batches, compile_model):
+            # The packed path's native kernel prepares nothing per shape, and its step is slow: no warm-up.
+            for batch in [] if packed else self.warmup_batches(cfg, batches, compile_model):
                 backend.train_step(batch)
             warmup = time.perf_counter() - t0
             m = self.timed(backend.train_step, batches, cfg)
@@ -461,8 +475,8 @@ class Bench:
         return self.data_path()["cached_s_per_audio_s"] if self.ladder.data_path else 0.0
 
     def torch_row(self, name: str, setup: str, cfg: Config, compile_model: bool = False, note: str = "",
-                  data_cost: float = 0.0, **details) -> RowResult:
-        m = self.measure_torch(cfg, compile_model)
+                  data_cost: float = 0.0, packed: bool = False, **details) -> RowResult:
+        m = self.measure_torch(cfg, compile_model, packed)
         epoch_frames = self.w.epoch_frames_bucketed(cfg.train.batch_size)
         return self.train_result(name, setup, cfg, m, epoch_frames, data_cost, note, compiled=compile_model,
                                  **details)
@@ -514,6 +528,22 @@ def row_torch_official_b20(b: Bench) -> RowResult:
     cfg = b.config(threads=b.threads)
     return b.torch_row("torch-official-b20", "PyTorch, official config, batch 20, length buckets", cfg,
                        note="training step only (no data path)")
+
+
+def row_torch_masks(b: Bench) -> RowResult:
+    """Padding masks on (every utterance's output independent of its batch), the default of the
+    LibriSpeech recipes: on CPU the RNNs run one direction at a time on oneDNN's LSTM."""
+    cfg = b.config(overrides=["model.mask_padding=true"], threads=b.threads)
+    return b.torch_row("torch-masks", "+ padding masks (exact per utterance), per-direction oneDNN RNNs", cfg,
+                       note="configs/librispeech100.yaml's setting")
+
+
+def row_torch_packed_masks(b: Bench) -> RowResult:
+    """The same masks computed with PyTorch's packed sequences (deepspeech.pytorch's way): on CPU a
+    packed LSTM runs step by step in the native kernel."""
+    cfg = b.config(overrides=["model.mask_padding=true"], threads=b.threads)
+    return b.torch_row("torch-packed-masks", "padding masks via packed sequences (as deepspeech.pytorch)", cfg,
+                       packed=True, note="not used: the row above computes the same outputs")
 
 
 def row_torch_feature_cache(b: Bench) -> RowResult:
@@ -774,6 +804,8 @@ TRAINING_ROWS: dict[str, Callable[[Bench], RowResult]] = {
     "mindspore-official-b8": row_mindspore_official_b8,
     "mindspore-bucketed": row_mindspore_bucketed,
     "torch-official-b20": row_torch_official_b20,
+    "torch-masks": row_torch_masks,
+    "torch-packed-masks": row_torch_packed_masks,
     "torch-+feature-cache": row_torch_feature_cache,
     "torch-threads": row_torch_threads,
     "torch-compile": row_torch_compile,

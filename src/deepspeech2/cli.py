@@ -118,7 +118,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from .recipes import evaluate_checkpoint
 
     evaluate_checkpoint(_for_backend(args.checkpoint, args.backend), args.manifest, args.out, args.cache_dir,
-                        verbose=not args.quiet, batch_size=args.batch_size)
+                        verbose=not args.quiet, batch_size=args.batch_size, int8=args.int8)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -138,7 +138,7 @@ def cmd_transcribe(args: argparse.Namespace) -> None:
         raise SystemExit("ds2 transcribe needs exactly one of --checkpoint C or --onnx M")
     transcriber = (Transcriber.from_onnx(args.onnx, chunk_seconds=args.chunk_seconds) if args.onnx
                    else Transcriber.from_checkpoint(_for_backend(args.checkpoint, args.backend),
-                                                    chunk_seconds=args.chunk_seconds))
+                                                    chunk_seconds=args.chunk_seconds, engine=args.engine))
     for path in args.files:
         result = transcriber.transcribe(path)
         if args.json:
@@ -256,6 +256,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=32)
     ev.add_argument("--cache-dir", help="feature cache (default: $DS2_CACHE or ~/.cache/deepspeech2/features)")
     ev.add_argument("--quiet", action="store_true", help="no per-utterance Ref/Hyp lines")
+    ev.add_argument("--int8", action="store_true",
+                    help="evaluate the int8 dynamically quantized model (torch, CPU): what it costs in WER")
     ev.add_argument("--backend", choices=["torch", "mindspore"],
                     help="evaluate with this backend (default: the checkpoint's; the other's is converted)")
     ev.set_defaults(func=cmd_eval)
@@ -275,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--checkpoint", help="a training checkpoint (PyTorch .pt or MindSpore .ckpt)")
     tr.add_argument("--onnx", help="an exported ONNX model (needs no torch)")
     tr.add_argument("--json", action="store_true", help="JSON per file with word start/end times")
+    tr.add_argument("--engine", choices=["auto", "fp32", "int8"], default="auto",
+                    help="for --checkpoint: auto (default) picks the fastest, int8 dynamic quantization for a "
+                         "PyTorch model on CPU; fp32: as trained, exact")
     tr.add_argument("--backend", choices=["torch", "mindspore"],
                     help="run --checkpoint with this backend (default: the checkpoint's)")
     tr.add_argument("--chunk-seconds", type=float,

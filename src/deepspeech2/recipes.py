@@ -182,13 +182,17 @@ def _backend_for_checkpoint(checkpoint: str | Path, cache_dir: str | None = None
 
 def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, out_dir: str | Path | None,
                         cache_dir: str | None = None, name: str = "", verbose: bool = True,
-                        batch_size: int = 32) -> dict:
+                        batch_size: int = 32, int8: bool = False) -> dict:
     from .data.dataset import SkipReport, load_dataset
     from .data.features import FeatureCache
     from .evaluate import evaluate
     from .train import default_cache_dir
 
     cfg, backend = _backend_for_checkpoint(checkpoint, cache_dir)
+    if int8:
+        if not hasattr(backend, "quantize_int8"):
+            raise SystemExit(f"int8 evaluation needs the torch backend, not {backend.name!r}")
+        backend.quantize_int8()
     report = SkipReport()
     dataset = load_dataset(manifest, cfg, FeatureCache(default_cache_dir(cfg), cfg.audio.feature_spec()), report)
     if out_dir is not None and report.items:

@@ -20,6 +20,7 @@ from .decoding import greedy_decode, greedy_words
 from .text import Alphabet
 
 ONNX_CONFIG_KEY = "deepspeech2_config"
+ENGINES = ("auto", "fp32", "int8")  # for checkpoints; an exported model runs on ONNX Runtime
 
 
 class Transcriber:
@@ -34,13 +35,25 @@ class Transcriber:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | None = None,
-                        chunk_seconds: float | None = None) -> Transcriber:
+                        chunk_seconds: float | None = None, engine: str = "auto") -> Transcriber:
+        """``engine``: ``fp32`` (the checkpoint's backend as trained: exact), ``int8`` (torch
+        with int8 dynamic quantization, CPU) or ``auto``: the fastest, int8 for a PyTorch
+        model on CPU (at the official size 2.3x faster than fp32 and 2x faster than ONNX
+        Runtime; +0.28 / -0.13 WER points on the mini corpus's two test sets), else fp32."""
         from .backends.base import create_backend
         from .checkpoints import read_config
 
+        if engine not in ENGINES:
+            raise ValueError(f"engine {engine!r}: choose one of {', '.join(ENGINES)}")
         cfg = read_config(path)
         backend = create_backend(cfg, device or "cpu")
         backend.load(Path(path), training_state=False)
+        on_cpu = str(device or "cpu").startswith("cpu")
+        if engine == "int8" or (engine == "auto" and on_cpu and hasattr(backend, "quantize_int8")):
+            if not hasattr(backend, "quantize_int8"):
+                raise ValueError(f"engine 'int8' needs the torch backend, not {backend.name!r}")
+            backend.quantize_int8()
+            return cls(cfg, backend.log_probs, f"{backend.name}-int8", chunk_seconds)
         return cls(cfg, backend.log_probs, backend.name, chunk_seconds)
 
     @classmethod

@@ -183,6 +183,20 @@ class TorchBackend:
             loss /= self.world_size
         return float(loss)
 
+    def quantize_int8(self) -> None:
+        """Inference with int8 dynamic quantization of the RNNs and the output layer (CPU):
+        weights 4x smaller and about twice as fast at the official size; the WER change
+        is measured in the README. The model can no longer train or be saved after this."""
+        import warnings
+
+        if self.device.type != "cpu":
+            raise ValueError("int8 dynamic quantization runs on the CPU (train.device=cpu)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
+            self.model = torch.ao.quantization.quantize_dynamic(
+                self.model.eval(), {nn.LSTM, nn.GRU, nn.RNN, nn.Linear}, dtype=torch.qint8)
+        self.net = self.model
+
     @torch.inference_mode()
     def log_probs(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         self.model.eval()
