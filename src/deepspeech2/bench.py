@@ -626,7 +626,7 @@ def row_torch_stride3(b: Bench) -> RowResult:
 
 
 def row_torch_mini(b: Bench) -> RowResult:
-    """configs/mini.yaml: 3 x BiGRU-256, stride 3."""
+    """configs/mini.yaml: 3 x BiLSTM-256, stride 3."""
     return _smaller_model(b, "torch-mini", "smaller: configs/mini.yaml", "mini", [])
 
 
@@ -794,9 +794,10 @@ def row_infer_int8_dynamic(b: Bench) -> RowResult:
                 return quantized(torch.from_numpy(batch.features), torch.from_numpy(batch.feature_lengths))
 
         rtf = _time_inference(b, run, warm, utt)
-    # The weights are untrained, so what int8 does to accuracy shows only with a trained model (--wer-json).
+    # The weights are untrained, so what int8 does to accuracy shows only with a trained model:
+    # `ds2 eval --int8` on the mini corpus (README).
     return _infer_result(b, "infer-int8-dynamic", "PyTorch int8 dynamic quantization (LSTM, Linear)", rtf,
-                         note="weights 4x smaller; accuracy not measured here (untrained weights)")
+                         note="weights 4x smaller; `ds2 transcribe`'s default on CPU; WER change: `ds2 eval --int8`")
 
 
 TRAINING_ROWS: dict[str, Callable[[Bench], RowResult]] = {

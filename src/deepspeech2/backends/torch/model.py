@@ -9,7 +9,8 @@ convolution and the RNNs see only each utterance's own frames (what packed seque
 give), so an utterance's output does not depend on what it is batched with (in eval
 mode). On CPU that is computed without packing: PyTorch runs a packed LSTM step by step
 in its native kernel, 13x slower than oneDNN's fused LSTM on a padded batch (22 vs 285
-GFLOP/s for a BiLSTM-1024 at batch 20, ``ds2 bench`` row ``torch-packed-masks``). The
+GFLOP/s for a BiLSTM-1024 at batch 20; 8x for the official network: ``ds2 bench`` rows
+``torch-masks`` and ``torch-packed-masks``). The
 forward direction runs over the padded batch (trailing padding cannot reach the valid
 outputs), the backward direction over each utterance reversed within its own length, as
 the MindSpore backend does; the result equals the packed one (``tests/test_model.py``).
