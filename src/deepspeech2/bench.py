@@ -953,11 +953,68 @@ def markdown_report(report: dict) -> str:
                        f"{_cell(1 / r.rtf if r.rtf else None, '.1f')} | {_cell(r.speedup, '.2f')}"
                        f"{'×' * bool(r.speedup)} | {_cell(r.gflops, '.0f')} | {_md(_status_note(r))} |")
         out.append("")
+    out += targets_report(report)
     ladder = report["ladder"]
     out.append(f"Ladder's final settings: {ladder['threads']} thread(s), "
                f"{'torch.compile' if ladder['compile'] else 'eager'}, {ladder['precision']}, "
                f"{'cached features' if ladder['data_path'] else 'no data path'}.")
     return "\n".join(out) + "\n"
+
+
+# Rows that train the official-size network (5 x BiLSTM-1024, time stride 2) with the PyTorch backend.
+OFFICIAL_SIZE_ROWS = ("torch-official-b20", "torch-masks", "torch-+feature-cache", "torch-threads", "torch-compile",
+                      "torch-bf16", "torch-ddp2")
+TARGETS = {"official_audio_per_s": 13.0, "official_speedup": 20.0, "official_epoch_h": 8.0, "fast_epoch_h": 1.0,
+           "fast_wer_points": 2.0, "rtf": 0.05}
+
+
+def targets_report(report: dict) -> list[str]:
+    """The project's speed targets against this run's rows, each met or with the measured gap and its cause."""
+    m, t = report["machine"], TARGETS
+    train = {r["name"]: RowResult(**r) for r in report["training"] if r["status"] == "ok" and r["audio_per_s"]}
+    infer = [RowResult(**r) for r in report["inference"] if r["status"] == "ok" and r["rtf"]]
+    lines = ["## Targets", ""]
+    official = [train[n] for n in OFFICIAL_SIZE_ROWS if n in train]
+    if official:
+        best = max(official, key=lambda r: r.audio_per_s or 0.0)
+        base = train.get("mindspore-official-b1")
+        ratio = best.audio_per_s / base.audio_per_s if base and best.audio_per_s and base.audio_per_s else None
+        gflop_per_audio_s = (best.gflops or 0.0) / (best.details.get("measured_audio_per_s") or best.audio_per_s)
+        met = best.audio_per_s >= t["official_audio_per_s"] and (ratio or 0.0) >= t["official_speedup"]
+        cause = ("" if met else
+                 f" Cause: one audio second costs {gflop_per_audio_s:.0f} GFLOP to train at this size, so "
+                 f"{t['official_audio_per_s']:.0f} audio s/s needs {t['official_audio_per_s'] * gflop_per_audio_s:.0f}"
+                 f" GFLOP/s and ×{t['official_speedup']:.0f} needs "
+                 f"{t['official_speedup'] * (base.audio_per_s if base else 0) * gflop_per_audio_s:.0f}; the best row "
+                 f"runs at {best.gflops:.0f} GFLOP/s against this machine's matmul rates of "
+                 f"{m['matmul_fp32_gflops']:.0f} (fp32) and {m['matmul_bf16_gflops']:.0f} (bf16) GFLOP/s; "
+                 "the LSTMs, most of the work, run on oneDNN's fp32 kernel near its ceiling, and bf16 "
+                 + (f"autocast trains at {train['torch-bf16'].audio_per_s:.2f} audio s/s (row torch-bf16)"
+                    if "torch-bf16" in train else "was not measured (row torch-bf16)") + ".")
+        lines.append(f"- Official size, PyTorch: {best.audio_per_s:.2f} audio s/s ({best.name}), "
+                     + (f"×{ratio:.1f} the course's setup" if ratio else "course's setup not measured")
+                     + f" (targets ≥ {t['official_audio_per_s']:.0f} and ×{t['official_speedup']:.0f}): "
+                     + ("met." if met else "not met." + cause))
+        hours_met = (best.epoch_hours or 99.0) <= t["official_epoch_h"]
+        lines.append(f"- Official-size epoch of train-clean-100: {best.epoch_hours:.1f} h (target ≤ "
+                     f"{t['official_epoch_h']:.0f} h): " + ("met." if hours_met else "not met (as above)."))
+    fastest = min(train.values(), key=lambda r: r.epoch_hours or 1e9, default=None)
+    if fastest is not None:
+        official_wer = next((r.wer for r in official if r.wer is not None), None)
+        if fastest.wer is None or official_wer is None:
+            accuracy = "its WER against the official size's not measured (--wer-json)"
+        else:
+            accuracy = f"WER {100 * fastest.wer:.1f} % vs {100 * official_wer:.1f} % at the official size"
+        lines.append(f"- Fastest configuration: {fastest.name}, {fastest.epoch_hours:.2f} h per epoch (target ≤ "
+                     f"{t['fast_epoch_h']:.0f} h within {t['fast_wer_points']:.0f} WER points); {accuracy}.")
+    if infer:
+        best_infer = min(infer, key=lambda r: r.rtf or 1e9)
+        met = (best_infer.rtf or 1.0) <= t["rtf"]
+        lines.append(f"- Inference at the official size, one core: RTF {best_infer.rtf:.3f} ({best_infer.name}, "
+                     f"target ≤ {t['rtf']}): " + ("met." if met else
+                                                 f"not met: {best_infer.gflops:.0f} GFLOP/s on one core, and "
+                                                 "the LSTMs' step-by-step recurrence bounds it."))
+    return [*lines, ""] if len(lines) > 2 else []
 
 
 def plot_report(report: dict, path: Path) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ...data.dataset import Batch
-from .model import DeepSpeech2
+from .model import DeepSpeech2, RNNLayer
 
 ONNX_INPUTS = ["features", "feature_lengths"]
 ONNX_OUTPUTS = ["log_probs", "output_lengths"]
@@ -30,13 +30,19 @@ def export_onnx(model: DeepSpeech2, path: str | Path, example: Batch, metadata: 
     features = torch.from_numpy(example.features)
     lengths = torch.from_numpy(example.feature_lengths)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.onnx")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter warns about RNN batch sizes
-        torch.onnx.export(
-            model, (features, lengths), str(tmp), dynamo=False, opset_version=opset,
-            input_names=ONNX_INPUTS, output_names=ONNX_OUTPUTS,
-            dynamic_axes={"features": {0: "batch", 2: "time"}, "feature_lengths": {0: "batch"},
-                          "log_probs": {0: "batch", 1: "frames"}, "output_lengths": {0: "batch"}})
+    # The RNN modules themselves (bidirectional, packed when masked) become one ONNX LSTM/GRU
+    # per layer, which ONNX Runtime runs faster than the CPU path's one-direction calls.
+    saved, RNNLayer.use_packed = RNNLayer.use_packed, True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter warns about RNN batch sizes
+            torch.onnx.export(
+                model, (features, lengths), str(tmp), dynamo=False, opset_version=opset,
+                input_names=ONNX_INPUTS, output_names=ONNX_OUTPUTS,
+                dynamic_axes={"features": {0: "batch", 2: "time"}, "feature_lengths": {0: "batch"},
+                              "log_probs": {0: "batch", 1: "frames"}, "output_lengths": {0: "batch"}})
+    finally:
+        RNNLayer.use_packed = saved
     if metadata:
         proto = onnx.load(str(tmp))
         for key, value in metadata.items():
