@@ -82,6 +82,9 @@ def test_bench_writes_table_json_and_png_and_reports_failures(tmp_path, monkeypa
     if "mindspore-official-b1" in by_name:
         assert "not run: MindSpore not installed (pip install 'deepspeech2[mindspore]')" in table
     assert report["ladder"]["data_path"] is True
+    targets = table.split("## Targets")[1]
+    assert "- Official size, PyTorch:" in targets and ("met." in targets or "Cause:" in targets)
+    assert "Fastest configuration: torch-mini" in targets and "RTF" in targets
 
 
 def test_ddp_row_times_two_torchrun_processes(tmp_path):
