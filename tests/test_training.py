@@ -165,11 +165,12 @@ def test_bad_utterances_are_skipped_and_reported(tiny_corpus, tmp_path):
            Utterance(good[2].path, "THIS TRANSCRIPT IS FAR TOO LONG FOR SO SHORT A RECORDING OF A DIGIT",
                      good[2].duration)]
     manifest = write_manifest(tmp_path / "train.jsonl", good[:8] + bad + good[8:])
+    manifest.write_text("\n\n" + manifest.read_text())  # blank lines: the report names file lines
     cfg = tiny_config(manifest, "", tmp_path / "features", epochs=1)
     cfg.data.max_duration = 5.0
     train(cfg, tmp_path / "run")
     report = [json.loads(line) for line in open(tmp_path / "run" / "skipped.jsonl")]
-    assert [r["line"] for r in report] == [12, 13, 14, 9, 10, 11, 15]  # text checks first, then audio
+    assert [r["line"] for r in report] == [14, 15, 16, 11, 12, 13, 17]  # text checks first, then audio
     reasons = {Path(r["path"]).name + str(r["line"]): r["reason"] for r in report}
     assert any("empty transcript" in v for v in reasons.values())
     assert any("'@'" in v for v in reasons.values())

@@ -93,7 +93,8 @@ def load_dataset(manifest: str | Path, cfg: Config, cache: FeatureCache, report:
     manifest = str(manifest)
     utterances = read_any_manifest(manifest)
     kept: list[tuple[int, Utterance, list[int]]] = []
-    for line, utt in enumerate(utterances, 1):
+    for index, utt in enumerate(utterances, 1):
+        line = utt.line or index  # the file's line: blank lines and a CSV header count
         try:
             text = normalize_text(utt.text, cfg.text.spell_numbers)
         except ValueError as e:

@@ -121,7 +121,7 @@ def read_dsp_json(path: str | os.PathLike) -> list[Utterance]:
         speaker, extra = _speaker_fields(audio)
         utterances.append(Utterance(str(audio), _read_transcript(transcript, where),
                                     _duration(audio, sample.get("duration")), str(sample.get("speaker", speaker)),
-                                    extra))
+                                    extra, line=i + 1))
     return utterances
 
 
@@ -170,7 +170,7 @@ def read_csv_manifest(path: str | os.PathLike) -> list[Utterance]:
             seconds = _duration(audio, duration)
         except ValueError:
             raise ManifestError(f"{where}: duration {duration!r} is not a number") from None
-        utterances.append(Utterance(str(audio), text, seconds, speaker, extra))
+        utterances.append(Utterance(str(audio), text, seconds, speaker, extra, line=lineno))
     return utterances
 
 

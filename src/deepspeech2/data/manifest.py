@@ -21,6 +21,8 @@ class Utterance:
     duration: float
     speaker: str = ""
     extra: dict = field(default_factory=dict)
+    # Where it was read: the manifest's line (JSONL, CSV) or sample number (JSON), 0 if not read.
+    line: int = field(default=0, compare=False)
 
     @property
     def id(self) -> str:
@@ -86,7 +88,7 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
                 raise ManifestError(f"{path}:{lineno}: malformed manifest line ({e})") from None
             if not audio.is_absolute():
                 audio = root / audio
-            utterances.append(Utterance(str(audio), str(text), duration, speaker, record))
+            utterances.append(Utterance(str(audio), str(text), duration, speaker, record, line=lineno))
     return utterances
 
 
