@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The MindSpore backend on the mini corpus: a compact LSTM model (configs/mini.yaml with
+# The MindSpore backend on the mini corpus: the compact LSTM model (configs/mini.yaml;
 # model.rnn_type=lstm) trained 4 epochs on 1,000 synthesized utterances with
 # --backend mindspore, then evaluated on the mini test set by both backends, with the
 # wall time and peak memory of the training.

@@ -582,7 +582,7 @@ def row_torch_compile(b: Bench) -> RowResult:
     b.ladder.compile = faster
     row.note = (f"eager {eager:.2f} audio s/s" + ("" if faster else ": not faster, the ladder keeps eager")
                 + f"; compile + first steps {row.details['warmup_seconds']:.0f} s, and again for every new "
-                "utterance length (Dynamo does not trace the LSTMs; the conv front end recompiles per length)")
+                "utterance length (the conv front end recompiles per length)")
     return row
 
 
