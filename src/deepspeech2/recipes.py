@@ -192,7 +192,10 @@ def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, out_dir: s
     if int8:
         if not hasattr(backend, "quantize_int8"):
             raise SystemExit(f"int8 evaluation needs the torch backend, not {backend.name!r}")
-        backend.quantize_int8()
+        try:
+            backend.quantize_int8()
+        except ValueError as e:
+            raise SystemExit(f"{checkpoint}: {e}") from None
     report = SkipReport()
     dataset = load_dataset(manifest, cfg, FeatureCache(default_cache_dir(cfg), cfg.audio.feature_spec()), report)
     if out_dir is not None and report.items:

@@ -194,7 +194,7 @@ class TorchBackend:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
             self.model = torch.ao.quantization.quantize_dynamic(
-                self.model.eval(), {nn.LSTM, nn.GRU, nn.RNN, nn.Linear}, dtype=torch.qint8)
+                self.model.eval(), {nn.LSTM, nn.GRU, nn.Linear}, dtype=torch.qint8)
         self.net = self.model
 
     @torch.inference_mode()
