@@ -59,6 +59,16 @@ class CheckpointMismatch(ValueError):
         super().__init__("\n".join(parts))
 
 
+def check_parameter_shapes(path: str, expected: dict[str, tuple], found: dict[str, tuple]) -> None:
+    """Raise CheckpointMismatch unless ``found`` has exactly the names and shapes of ``expected``."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    misshaped = [f"{k} {tuple(found[k])} vs {tuple(shape)}" for k, shape in expected.items()
+                 if k in found and tuple(found[k]) != tuple(shape)]
+    if missing or unexpected or misshaped:
+        raise CheckpointMismatch(path, missing, unexpected, misshaped)
+
+
 def create_backend(cfg: Config, device: str | None = None) -> Backend:
     if cfg.backend == "torch":
         from .torch.engine import TorchBackend

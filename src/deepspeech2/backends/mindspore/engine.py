@@ -29,7 +29,7 @@ import numpy as np
 from ...config import Config
 from ...data.dataset import Batch
 from ...text import Alphabet
-from ..base import CheckpointMismatch
+from ..base import check_parameter_shapes
 
 CHECKPOINT_FORMAT = "deepspeech2-mindspore"
 META_PREFIX = "deepspeech2_"
@@ -234,14 +234,12 @@ class MindSporeBackend:
         return features
 
     def train_step(self, batch: Batch) -> float | None:
-        from .model import output_frames
-
         cell = self._ensure_train_cell()
         cell.set_train(True)
         frames = bucket_length(batch.features.shape[2])
         # Targets padded to the most labels the bucket's output can align (CTC needs one
         # frame per label), so their width is fixed by the bucket too.
-        width = max(output_frames(self.cfg.model, frames), batch.targets.shape[1])
+        width = max(self.cfg.model.output_frames(frames), batch.targets.shape[1])
         targets = np.zeros((len(batch), width), dtype=np.int32)
         targets[:, : batch.targets.shape[1]] = batch.targets
         Tensor = self.ms.Tensor
@@ -276,8 +274,6 @@ class MindSporeBackend:
         return self._infer
 
     def log_probs(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-        from .model import output_frames
-
         cell = self._inference_cell()
         self.net.set_train(False)
         frames = batch.features.shape[2]
@@ -289,7 +285,7 @@ class MindSporeBackend:
         log_probs, lengths = cell(Tensor(self._padded(batch, frames)), Tensor(batch.feature_lengths.astype(np.int32)))
         lengths = lengths.asnumpy().astype(np.int64)
         # Bucket padding adds output frames: cut back to what the batch itself gives.
-        return log_probs.asnumpy()[:, : output_frames(self.cfg.model, batch.features.shape[2])], lengths
+        return log_probs.asnumpy()[:, : self.cfg.model.output_frames(batch.features.shape[2])], lengths
 
     # -- checkpoints ------------------------------------------------------------
     def network_parameters(self) -> dict[str, np.ndarray]:
@@ -311,12 +307,8 @@ class MindSporeBackend:
 
         network = normalize_mindspore_names(network, self.cfg)
         own = {p.name: p for p in self.net.get_parameters()}
-        missing = [k for k in own if k not in network]
-        unexpected = [k for k in network if k not in own]
-        misshaped = [f"{k} {tuple(network[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-                     if k in network and tuple(network[k].shape) != tuple(v.shape)]
-        if missing or unexpected or misshaped:
-            raise CheckpointMismatch(str(path), missing, unexpected, misshaped)
+        check_parameter_shapes(str(path), {k: tuple(v.shape) for k, v in own.items()},
+                               {k: tuple(v.shape) for k, v in network.items()})
         for name, param in own.items():
             param.set_data(self.ms.Tensor(np.asarray(network[name], dtype=self.ms.dtype_to_nptype(param.dtype))))
 

@@ -32,10 +32,6 @@ FULL_IM2COL_ROWS = 1024
 RNN_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
-def conv_output_length(length: int, kernel: int, stride: int) -> int:
-    return (length + 2 * (kernel // 2) - kernel) // stride + 1
-
-
 class Conv2d(nn.Conv2d):
     """nn.Conv2d without bias, padded half a kernel on each side: the same parameter and
     the same function. On CPU it is computed with one matmul: MindSpore 2.10's CPU
@@ -258,9 +254,3 @@ def count_parameters(net: nn.Cell) -> int:
     """Weights, frozen or not, without BatchNorm statistics: what PyTorch's ``parameters()`` counts."""
     return sum(int(np.prod(p.shape)) for p in net.get_parameters()
                if not p.name.rsplit(".", 1)[-1].startswith("moving_"))
-
-
-def output_frames(cfg: ModelConfig, frames: int) -> int:
-    for kernel, stride in zip(cfg.conv_kernels, cfg.conv_strides, strict=False):
-        frames = conv_output_length(frames, kernel[1], stride[1])
-    return frames

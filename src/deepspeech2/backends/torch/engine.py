@@ -16,7 +16,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ...config import Config
 from ...data.dataset import Batch
 from ...text import Alphabet
-from ..base import CheckpointMismatch
+from ..base import check_parameter_shapes
 from .model import DeepSpeech2, count_parameters
 
 CHECKPOINT_FORMAT = "deepspeech2-torch"
@@ -50,13 +50,8 @@ def load_checkpoint_file(path: str | Path) -> dict:
 
 
 def check_state_dict(path: str, model: nn.Module, state: dict) -> None:
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    misshaped = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-                 if k in state and tuple(state[k].shape) != tuple(v.shape)]
-    if missing or unexpected or misshaped:
-        raise CheckpointMismatch(path, missing, unexpected, misshaped)
+    check_parameter_shapes(path, {k: tuple(v.shape) for k, v in model.state_dict().items()},
+                           {k: tuple(v.shape) for k, v in state.items()})
 
 
 class TorchBackend:
