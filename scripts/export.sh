@@ -7,13 +7,8 @@
 #
 # Output: $OUT (default: the checkpoint's name with .mindir/.onnx). The check's audio:
 # $MANIFEST (default: the dev manifest saved in the checkpoint's config).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-if [ $# -lt 1 ]; then
-  echo "usage: bash scripts/export.sh CKPT [mindir|onnx]" >&2
-  exit 2
-fi
-DS2=${DS2:-$([ -x .venv-ms/bin/ds2 ] && echo .venv-ms/bin/ds2 || echo ds2)}
+source "$(dirname "$0")/course_env.sh"
+usage_unless 1 $# "bash scripts/export.sh CKPT [mindir|onnx]"
 format=${2:-mindir}
 extra=()
 if [ -n "${MANIFEST:-}" ]; then extra+=(--manifest "$MANIFEST"); fi

@@ -7,13 +7,8 @@
 #
 # MANIFEST defaults to $TEST_MANIFEST or data/librispeech/test-clean.jsonl; results go to
 # $OUT (default: <checkpoint folder>/eval-<manifest name>).
-set -euo pipefail
-cd "$(dirname "$0")/.."
-if [ $# -lt 1 ]; then
-  echo "usage: bash scripts/run_eval_cpu.sh CKPT [MANIFEST]" >&2
-  exit 2
-fi
-DS2=${DS2:-$([ -x .venv-ms/bin/ds2 ] && echo .venv-ms/bin/ds2 || echo ds2)}
+source "$(dirname "$0")/course_env.sh"
+usage_unless 1 $# "bash scripts/run_eval_cpu.sh CKPT [MANIFEST]"
 manifest=${2:-${TEST_MANIFEST:-data/librispeech/test-clean.jsonl}}
 name=$(basename "${manifest%.*}")
 exec "$DS2" eval --checkpoint "$1" --manifest "$manifest" --backend mindspore \

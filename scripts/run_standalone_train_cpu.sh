@@ -9,9 +9,7 @@
 # Environment: TRAIN_MANIFEST, DEV_MANIFEST (default data/librispeech/{train-clean-100,dev-clean}.jsonl),
 # CONFIG (default mindspore_official), OUT (default runs/mindspore_official_cpu), DS2 (the ds2 to run).
 # KEY=VALUE overrides go to the config, e.g. train.batch_size=8 train.epochs=5.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-DS2=${DS2:-$([ -x .venv-ms/bin/ds2 ] && echo .venv-ms/bin/ds2 || echo ds2)}
+source "$(dirname "$0")/course_env.sh"
 args=()
 if [ $# -gt 0 ] && [[ "$1" != *=* ]]; then
   args+=(--pretrained "$1")
