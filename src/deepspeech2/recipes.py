@@ -190,10 +190,10 @@ def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, out_dir: s
 
     cfg, backend = _backend_for_checkpoint(checkpoint, cache_dir)
     if int8:
-        if not hasattr(backend, "quantize_int8"):
-            raise SystemExit(f"int8 evaluation needs the torch backend, not {backend.name!r}")
+        from .backends.base import quantize_int8
+
         try:
-            backend.quantize_int8()
+            quantize_int8(backend)
         except ValueError as e:
             raise SystemExit(f"{checkpoint}: {e}") from None
     report = SkipReport()

@@ -40,7 +40,7 @@ class Transcriber:
         with int8 dynamic quantization, CPU) or ``auto``: the fastest, int8 for a PyTorch
         model on CPU (at the official size 2.5x faster than fp32 PyTorch or ONNX Runtime;
         +0.07 / +0.48 WER points on the mini corpus's two test sets), else fp32."""
-        from .backends.base import create_backend
+        from .backends.base import create_backend, quantize_int8
         from .checkpoints import read_config
 
         if engine not in ENGINES:
@@ -50,9 +50,7 @@ class Transcriber:
         backend.load(Path(path), training_state=False)
         on_cpu = getattr(getattr(backend, "device", None), "type", "") == "cpu"
         if engine == "int8" or (engine == "auto" and on_cpu and hasattr(backend, "quantize_int8")):
-            if not hasattr(backend, "quantize_int8"):
-                raise ValueError(f"engine 'int8' needs the torch backend, not {backend.name!r}")
-            backend.quantize_int8()
+            quantize_int8(backend)
             return cls(cfg, backend.log_probs, f"{backend.name}-int8", chunk_seconds)
         return cls(cfg, backend.log_probs, backend.name, chunk_seconds)
 

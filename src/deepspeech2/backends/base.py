@@ -69,6 +69,13 @@ def check_parameter_shapes(path: str, expected: dict[str, tuple], found: dict[st
         raise CheckpointMismatch(path, missing, unexpected, misshaped)
 
 
+def quantize_int8(backend: Backend) -> None:
+    """Switch ``backend`` to int8 dynamic quantization for inference; ValueError where it has none."""
+    if not hasattr(backend, "quantize_int8"):
+        raise ValueError(f"int8 inference needs the torch backend, not {backend.name!r}")
+    backend.quantize_int8()
+
+
 def create_backend(cfg: Config, device: str | None = None) -> Backend:
     if cfg.backend == "torch":
         from .torch.engine import TorchBackend
