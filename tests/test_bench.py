@@ -38,7 +38,7 @@ def test_flops_count_the_convolutions_and_twice_the_rnn_and_fc_weights_per_frame
 def test_rows_are_selected_by_name_or_glob():
     assert bench.select_rows("torch-mini, infer-*") == ["torch-mini", "infer-torch-eager", "infer-onnxruntime",
                                                        "infer-int8-dynamic"]
-    assert bench.select_rows(None)[0] == "mindspore-official-b1"
+    assert bench.select_rows(None)[0] == "mindspore-course-b1"
     with pytest.raises(ValueError, match="no row matches torch-nope"):
         bench.select_rows("torch-nope")
 
@@ -49,10 +49,10 @@ def test_bench_writes_table_json_and_png_and_reports_failures(tmp_path, monkeypa
 
     monkeypatch.setitem(bench.TRAINING_ROWS, "torch-gru", broken)
     (tmp_path / "wer.json").write_text(json.dumps({"torch-mini": 0.25}))
-    rows = ["mindspore-official-b1", "torch-official-b20", "torch-+feature-cache", "torch-bf16", "torch-gru",
+    rows = ["mindspore-course-b1", "torch-official-b20", "torch-+feature-cache", "torch-bf16", "torch-gru",
             "torch-mini", "infer-torch-eager", "infer-int8-dynamic"]
     if bench.mindspore_available():
-        rows.remove("mindspore-official-b1")  # MindSpore's own tests cover its backend; keep this one quick
+        rows.remove("mindspore-course-b1")  # MindSpore's own tests cover its backend; keep this one quick
     report = bench.run_bench(tmp_path / "out", quick=True, rows=rows, threads=1, wer_json=tmp_path / "wer.json",
                              tiny=True, log=lambda line: None)
 
@@ -73,13 +73,13 @@ def test_bench_writes_table_json_and_png_and_reports_failures(tmp_path, monkeypa
     failed = by_name["torch-gru"]
     assert failed["status"] == "failed" and failed["error"] == "RuntimeError: boom: out of memory"
     assert by_name["torch-mini"]["wer"] == 0.25
-    if "mindspore-official-b1" in by_name:
-        assert by_name["mindspore-official-b1"]["status"] == "not run"
+    if "mindspore-course-b1" in by_name:
+        assert by_name["mindspore-course-b1"]["status"] == "not run"
 
     table = (tmp_path / "out" / "bench.md").read_text()
     assert "| torch-mini |" in table and "25.0 %" in table and "not measured" in table
     assert "failed: RuntimeError: boom: out of memory" in table
-    if "mindspore-official-b1" in by_name:
+    if "mindspore-course-b1" in by_name:
         assert "not run: MindSpore not installed (pip install 'deepspeech2[mindspore]')" in table
     assert report["ladder"]["data_path"] is True
     targets = table.split("## Targets")[1]

@@ -47,10 +47,14 @@ class Conv2d(nn.Conv2d):
     which silently breaks training once the optimizer has changed the weight;
     ``tests/test_mindspore_convert.py`` checks several optimizer steps against PyTorch.)"""
 
+    # MindSpore's own convolution kernel on CPU too, as the course's code runs it: only for the
+    # baseline row of ``ds2 bench`` (read when a layer is built).
+    native_on_cpu = False
+
     def __init__(self, in_channels: int, out_channels: int, kernel: tuple[int, int], stride: tuple[int, int]):
         padding = (kernel[0] // 2, kernel[0] // 2, kernel[1] // 2, kernel[1] // 2)  # top, bottom, left, right
         super().__init__(in_channels, out_channels, kernel, stride, pad_mode="pad", padding=padding, has_bias=False)
-        self.taps = ms.get_context("device_target") == "CPU"
+        self.taps = ms.get_context("device_target") == "CPU" and not Conv2d.native_on_cpu
         self.geometry = (kernel[0], kernel[1], stride[0], stride[1], kernel[0] // 2, kernel[1] // 2)
 
     def construct(self, x: Tensor) -> Tensor:
