@@ -98,3 +98,22 @@ def test_bad_wer_json_is_an_error(tmp_path):
     (tmp_path / "wer.json").write_text('{"torch-mini": "low"}')
     with pytest.raises(ValueError, match="row name -> WER fraction"):
         bench.read_wer(tmp_path / "wer.json")
+
+
+def _row(name: str, audio_per_s: float, epoch_hours: float, wer: float | None = None) -> dict:
+    return {"name": name, "setup": name, "audio_per_s": audio_per_s, "epoch_hours": epoch_hours, "gflops": 300.0,
+            "wer": wer, "status": "ok", "details": {}}
+
+
+@pytest.mark.parametrize(("mini_wer", "verdict"), [(0.12, "met"), (0.135, "not met")])
+def test_targets_judge_the_fastest_row_by_its_wer_against_the_official_size(mini_wer, verdict):
+    report = {"machine": {"matmul_fp32_gflops": 180.0, "matmul_bf16_gflops": 700.0},
+              "training": [_row("mindspore-course-b1", 0.5, 200.0), _row("torch-masks", 11.0, 9.1, wer=0.11),
+                           _row("torch-mini", 110.0, 0.9, wer=mini_wer)],
+              "inference": []}
+    lines = bench.targets_report(report)
+    official = next(line for line in lines if line.startswith("- Official size"))
+    assert "×22.0 mindspore-course-b1" in official and "not met" in official  # 11 audio s/s < 13
+    fastest = next(line for line in lines if line.startswith("- Fastest configuration"))
+    assert fastest.endswith(f": {verdict}.") and f"WER {100 * mini_wer:.1f} %" in fastest
+    assert f"vs 11.0 % at the official size ({100 * (mini_wer - 0.11):+.1f} points)" in fastest

@@ -1020,7 +1020,10 @@ def targets_report(report: dict) -> list[str]:
         if fastest.wer is None or official_wer is None:
             accuracy = "its WER against the official size's not measured (--wer-json)"
         else:
-            accuracy = f"WER {100 * fastest.wer:.1f} % vs {100 * official_wer:.1f} % at the official size"
+            points = 100 * (fastest.wer - official_wer)
+            met = (fastest.epoch_hours or 99.0) <= t["fast_epoch_h"] and points <= t["fast_wer_points"]
+            accuracy = (f"WER {100 * fastest.wer:.1f} % vs {100 * official_wer:.1f} % at the official size "
+                        f"({points:+.1f} points): " + ("met" if met else "not met"))
         lines.append(f"- Fastest configuration: {fastest.name}, {fastest.epoch_hours:.2f} h per epoch (target ≤ "
                      f"{t['fast_epoch_h']:.0f} h within {t['fast_wer_points']:.0f} WER points); {accuracy}.")
     if infer:
