@@ -176,7 +176,8 @@ def test_convolution_equals_mindspores_own_kernel(in_channels, kernel, stride):
         pytest.skip("the unfold-and-matmul convolution is the CPU path")
     x = ms.Tensor(np.random.default_rng(0).standard_normal((2, in_channels, 45, 30)).astype(np.float32))
     ours = Conv2d(in_channels, 4, kernel, stride)
-    with Conv2d.native_kernel():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Conv2d, "native_on_cpu", True)
         native = Conv2d(in_channels, 4, kernel, stride)
     native.weight.set_data(ours.weight.data)
     assert ours.taps and not native.taps and not Conv2d.native_on_cpu

@@ -251,13 +251,14 @@ def torch_threads(n: int) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _packed_rnns(layer_class: type, packed: bool) -> Iterator[None]:
-    saved = layer_class.use_packed
-    layer_class.use_packed = packed
+def _class_setting(cls: type, name: str, value: object) -> Iterator[None]:
+    """A layer class's switch (read when a layer is built or run) set for one row, then put back."""
+    saved = getattr(cls, name)
+    setattr(cls, name, value)
     try:
         yield
     finally:
-        layer_class.use_packed = saved
+        setattr(cls, name, saved)
 
 
 def mindspore_available() -> bool:
@@ -372,7 +373,7 @@ class Bench:
                  f"{cfg.train.threads} thread(s), {cfg.train.precision}{', compiled' * compile_model}")
         from .backends.torch.model import RNNLayer
 
-        with torch_threads(cfg.train.threads), _packed_rnns(RNNLayer, packed):
+        with torch_threads(cfg.train.threads), _class_setting(RNNLayer, "use_packed", packed):
             backend = create_backend(cfg, "cpu")
             backend.set_lr(cfg.train.lr)
             if compile_model:
@@ -401,7 +402,7 @@ class Bench:
 
         self.log(f"    mindspore: batch {cfg.train.batch_size}, padded to {batches[0].features.shape[2]} frames"
                  + (", MindSpore's CPU convolution" if native_conv else ""))
-        with Conv2d.native_kernel(native_conv):
+        with _class_setting(Conv2d, "native_on_cpu", native_conv):
             backend = create_backend(cfg, "cpu")
         backend.set_lr(cfg.train.lr)
         seen, t0 = set(), time.perf_counter()

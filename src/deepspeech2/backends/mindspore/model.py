@@ -20,9 +20,6 @@ for the same seed, so that both backends start a training from the same network.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import mindspore as ms
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
@@ -51,18 +48,8 @@ class Conv2d(nn.Conv2d):
     ``tests/test_mindspore_convert.py`` checks several optimizer steps against PyTorch.)"""
 
     # MindSpore's own convolution kernel on CPU too, as the course's code runs it: only for the
-    # baseline row of ``ds2 bench`` (read when a layer is built; set it with ``native_kernel``).
+    # baseline row of ``ds2 bench`` (read when a layer is built).
     native_on_cpu = False
-
-    @classmethod
-    @contextlib.contextmanager
-    def native_kernel(cls, on: bool = True) -> Iterator[None]:
-        """Layers built inside this block use MindSpore's own convolution kernel on CPU too."""
-        before, cls.native_on_cpu = cls.native_on_cpu, on
-        try:
-            yield
-        finally:
-            cls.native_on_cpu = before
 
     def __init__(self, in_channels: int, out_channels: int, kernel: tuple[int, int], stride: tuple[int, int]):
         padding = (kernel[0] // 2, kernel[0] // 2, kernel[1] // 2, kernel[1] // 2)  # top, bottom, left, right
