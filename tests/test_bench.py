@@ -94,6 +94,26 @@ def test_ddp_row_times_two_torchrun_processes(tmp_path):
     assert row["batch"] == 20 and row["audio_per_s"] > 0 and row["details"]["processes"] == 2
 
 
+def test_quick_leaves_slow_rows_out_unless_named(tmp_path, monkeypatch):
+    def must_not_run(b):
+        raise AssertionError("--quick ran a full-run-only row")
+
+    monkeypatch.setattr(bench, "TRAINING_ROWS", {"torch-official-b20": bench.row_torch_official_b20,
+                                                 "torch-packed-masks": must_not_run})
+    monkeypatch.setattr(bench, "INFERENCE_ROWS", {"infer-torch-eager": bench.row_infer_torch_eager})
+    report = bench.run_bench(tmp_path / "all", quick=True, threads=1, tiny=True, log=lambda line: None)
+    left_out = {r["name"]: r for r in report["training"]}["torch-packed-masks"]
+    assert left_out["status"] == "not run"
+    assert "ds2 bench --quick --rows torch-packed-masks" in left_out["note"]
+    assert "torch-packed-masks | padding masks via packed sequences" in (tmp_path / "all" / "bench.md").read_text()
+
+    monkeypatch.setitem(bench.TRAINING_ROWS, "torch-packed-masks", bench.row_torch_packed_masks)
+    report = bench.run_bench(tmp_path / "named", quick=True, rows="torch-packed-masks", threads=1, tiny=True,
+                             log=lambda line: None)
+    (named,) = report["training"]
+    assert named["status"] == "ok" and named["audio_per_s"] > 0
+
+
 def test_bad_wer_json_is_an_error(tmp_path):
     (tmp_path / "wer.json").write_text('{"torch-mini": "low"}')
     with pytest.raises(ValueError, match="row name -> WER fraction"):
@@ -121,3 +141,15 @@ def test_targets_judge_the_fastest_row_by_its_wer_against_the_official_size(mini
     fastest = next(line for line in lines if line.startswith("- Fastest configuration"))
     assert fastest.endswith(f": {verdict}.") and f"WER {100 * mini_wer:.1f} %" in fastest
     assert f"vs 11.0 % at the official size ({100 * (mini_wer - 0.11):+.1f} points)" in fastest
+
+
+@pytest.mark.parametrize(("rtf", "printed", "verdict"),
+                         [(0.0500862, "RTF 0.0501", "not met"), (0.05, "RTF 0.0500", "met"),
+                          (0.044, "RTF 0.0440", "met")])
+def test_rtf_target_prints_enough_digits_to_show_its_verdict(rtf, printed, verdict):
+    infer = {"name": "infer-int8-dynamic", "setup": "int8", "rtf": rtf, "gflops": 190.0, "status": "ok",
+             "kind": "infer", "details": {}}
+    report = {"machine": {"matmul_fp32_gflops": 180.0, "matmul_bf16_gflops": 700.0}, "training": [],
+              "inference": [infer]}
+    (line,) = [line for line in bench.targets_report(report) if line.startswith("- Inference")]
+    assert f"{printed} (infer-int8-dynamic, target ≤ 0.05): {verdict}" in line

@@ -303,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
 
     be = sub.add_parser("bench", help="training and inference throughput, setup by setup (Markdown, JSON, PNG)")
-    be.add_argument("--quick", action="store_true", help="short utterances, one timed step per row (~10 min, 2 cores)")
+    be.add_argument("--quick", action="store_true",
+                    help="short utterances, one timed step per row, slow rows left out (~8 min, 2 cores)")
     be.add_argument("--out", default="runs/bench", help="folder for bench.md, bench.json, bench.png")
     be.add_argument("--rows", help="comma-separated row names or globs, e.g. 'torch-*,infer-*' (default: all)")
     be.add_argument("--threads", type=int, help="torch threads for the training rows (default: all cores)")

@@ -310,7 +310,7 @@ class MindSporeBackend:
         check_parameter_shapes(str(path), {k: tuple(v.shape) for k, v in own.items()},
                                {k: tuple(v.shape) for k, v in network.items()})
         for name, param in own.items():
-            param.set_data(self.ms.Tensor(np.asarray(network[name], dtype=self.ms.dtype_to_nptype(param.dtype))))
+            param.set_data(self.ms.Tensor(np.asarray(network[name]), dtype=param.dtype))
 
     def _read_any(self, path: Path) -> tuple[dict[str, np.ndarray], dict, dict]:
         """(network, training state, metadata) of a .ckpt, or of a PyTorch .pt converted."""
@@ -334,8 +334,7 @@ class MindSporeBackend:
             params = {p.name: p for p in self._ensure_train_cell().get_parameters()}
             for name, value in state.items():
                 if name in params and tuple(params[name].shape) == tuple(value.shape):
-                    dtype = self.ms.dtype_to_nptype(params[name].dtype)
-                    params[name].set_data(self.ms.Tensor(np.asarray(value, dtype=dtype)))
+                    params[name].set_data(self.ms.Tensor(np.asarray(value), dtype=params[name].dtype))
             self._lr = float(params["learning_rate"].asnumpy())
         return meta.get("progress") or {}
 
