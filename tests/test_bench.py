@@ -37,7 +37,7 @@ def test_flops_count_the_convolutions_and_twice_the_rnn_and_fc_weights_per_frame
 
 def test_rows_are_selected_by_name_or_glob():
     assert bench.select_rows("torch-mini, infer-*") == ["torch-mini", "infer-torch-eager", "infer-onnxruntime",
-                                                       "infer-int8-dynamic"]
+                                                       "infer-int8-dynamic", "infer-onnxruntime-int8"]
     assert bench.select_rows(None)[0] == "mindspore-course-b1"
     with pytest.raises(ValueError, match="no row matches torch-nope"):
         bench.select_rows("torch-nope")
@@ -50,7 +50,7 @@ def test_bench_writes_table_json_and_png_and_reports_failures(tmp_path, monkeypa
     monkeypatch.setitem(bench.TRAINING_ROWS, "torch-gru", broken)
     (tmp_path / "wer.json").write_text(json.dumps({"torch-mini": 0.25}))
     rows = ["mindspore-course-b1", "torch-official-b20", "torch-+feature-cache", "torch-bf16", "torch-gru",
-            "torch-mini", "infer-torch-eager", "infer-int8-dynamic"]
+            "torch-mini", "infer-torch-eager", "infer-int8-dynamic", "infer-onnxruntime-int8"]
     if bench.mindspore_available():
         rows.remove("mindspore-course-b1")  # MindSpore's own tests cover its backend; keep this one quick
     report = bench.run_bench(tmp_path / "out", quick=True, rows=rows, threads=1, wer_json=tmp_path / "wer.json",
@@ -68,7 +68,7 @@ def test_bench_writes_table_json_and_png_and_reports_failures(tmp_path, monkeypa
         assert row["status"] == "ok", row
         assert row["audio_per_s"] > 0 and row["epoch_hours"] > 0 and row["gflops"] > 0 and row["speedup"] > 0
     assert by_name["torch-official-b20"]["speedup"] == pytest.approx(1.0)
-    for name in ("infer-torch-eager", "infer-int8-dynamic"):
+    for name in ("infer-torch-eager", "infer-int8-dynamic", "infer-onnxruntime-int8"):
         assert by_name[name]["status"] == "ok" and by_name[name]["rtf"] > 0
     failed = by_name["torch-gru"]
     assert failed["status"] == "failed" and failed["error"] == "RuntimeError: boom: out of memory"

@@ -126,6 +126,66 @@ def test_int8_engine_is_the_default_for_checkpoints_and_costs_little(trained_run
     assert wer[True] <= wer[False] + 0.1, wer
 
 
+def test_eval_onnx_scores_fp32_and_int8_exports(trained_run, tiny_corpus, tmp_path, capsys):
+    import onnx
+
+    from deepspeech2.transcribe import Transcriber
+
+    dev = str(tiny_corpus["dev"])
+    paths = {flags: tmp_path / f"m{len(flags)}.onnx" for flags in ((), ("--int8",))}
+    for flags, path in paths.items():
+        assert ds2(["export", "--checkpoint", str(trained_run / "best.pt"), "--out", str(path), "--manifest", dev,
+                    *flags]) == 0
+    assert ", int8); checked on" in capsys.readouterr().out
+    fp32, int8 = paths[()], paths[("--int8",)]
+    assert "MatMulInteger" in {n.op_type for n in onnx.load(str(int8)).graph.node}  # this model's GRUs stay fp32
+    assert Transcriber.from_onnx(fp32).engine == "onnxruntime"
+    assert Transcriber.from_onnx(int8).engine == "onnxruntime-int8"
+
+    def evaluate(*args: str) -> tuple[float, list[str]]:
+        out = tmp_path / f"eval{len(list(tmp_path.glob('eval*')))}"
+        assert ds2(["eval", *args, "--manifest", dev, "--out", str(out), "--quiet"]) == 0
+        hyps = [json.loads(line)["hyp"] for line in open(out / "utterances.jsonl")]
+        return json.loads((out / "results.json").read_text())["wer"], hyps
+
+    by_checkpoint = evaluate("--checkpoint", str(trained_run / "best.pt"))
+    assert evaluate("--onnx", str(fp32)) == by_checkpoint  # the same model, the same hypotheses
+    assert evaluate("--onnx", str(int8))[0] <= by_checkpoint[0] + 0.1
+    with pytest.raises(SystemExit, match="exactly one of --checkpoint C or --onnx M"):
+        ds2(["eval", "--manifest", dev])
+    with pytest.raises(SystemExit, match="--int8 and --backend are for --checkpoint"):
+        ds2(["eval", "--onnx", str(fp32), "--manifest", dev, "--int8"])
+    assert ds2(["eval", "--onnx", str(tmp_path / "missing.onnx"), "--manifest", dev]) == 2
+    assert "missing.onnx: no such ONNX model" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="int8 quantization is for --format onnx, not mindir"):
+        ds2(["export", "--checkpoint", str(trained_run / "best.pt"), "--out", str(tmp_path / "m.mindir"),
+             "--format", "mindir", "--int8"])
+
+
+def test_int8_onnx_export_quantizes_the_lstms(tmp_path):
+    import onnx
+
+    from deepspeech2.backends.torch.export import export_onnx
+    from deepspeech2.backends.torch.model import DeepSpeech2
+    from deepspeech2.data.dataset import Batch
+
+    cfg = tiny_config()
+    cfg.model.rnn_type = "lstm"
+    model = DeepSpeech2(cfg.model, 161, 29).eval()
+    rng = np.random.default_rng(0)
+    batch = Batch(rng.standard_normal((3, 161, 90)).astype(np.float32), np.array([90, 61, 40]),
+                  np.zeros((3, 1), np.int64), np.ones(3, np.int64), [""] * 3, [""] * 3)
+    report = export_onnx(model, tmp_path / "m.onnx", batch, {"note": "kept"}, int8=True)
+    fp32 = export_onnx(model, tmp_path / "fp32" / "m.onnx", batch)
+    assert report["bytes"] < 0.5 * fp32["bytes"]
+    proto = onnx.load(report["path"])
+    assert {"DynamicQuantizeLSTM", "MatMulInteger"} <= {n.op_type for n in proto.graph.node}
+    metadata = {p.key: p.value for p in proto.metadata_props}
+    assert metadata["note"] == "kept" and metadata["deepspeech2_quantization"] == "int8-dynamic"
+    assert report["quantization"] == "int8-dynamic" and 0 < report["max_abs_diff"] < 0.05
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fp32", "m.onnx"]  # no temporary file left
+
+
 def test_onnx_transcription_needs_no_torch(trained_run, tiny_corpus, tmp_path):
     onnx_path = tmp_path / "m.onnx"
     ds2(["export", "--checkpoint", str(trained_run / "best.pt"), "--out", str(onnx_path),

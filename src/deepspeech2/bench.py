@@ -772,13 +772,13 @@ def row_infer_torch_eager(b: Bench) -> RowResult:
     return _infer_result(b, "infer-torch-eager", "PyTorch eager, fp32", rtf)
 
 
-def row_infer_onnxruntime(b: Bench) -> RowResult:
+def _onnxruntime_rtf(b: Bench, int8: bool) -> tuple[float, dict]:
     import onnxruntime as ort
 
     from .backends.torch.export import export_onnx
 
     _, model, warm, utt = _inference_setup(b)
-    report = export_onnx(model, b.tmp / "model.onnx", warm)
+    report = export_onnx(model, b.tmp / f"model{'-int8' * int8}.onnx", warm, int8=int8)
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     session = ort.InferenceSession(report["path"], options, providers=["CPUExecutionProvider"])
@@ -787,9 +787,22 @@ def row_infer_onnxruntime(b: Bench) -> RowResult:
         return session.run(None, {"features": batch.features, "feature_lengths": batch.feature_lengths})
 
     rtf = _time_inference(b, run, warm, utt)
+    Path(report["path"]).unlink()
+    return rtf, report
+
+
+def row_infer_onnxruntime(b: Bench) -> RowResult:
+    rtf, report = _onnxruntime_rtf(b, int8=False)
     return _infer_result(b, "infer-onnxruntime", "ONNX Runtime (CPU), fp32", rtf,
                          note=f"exported with backends/torch/export.py ({report['bytes'] / 1e6:.0f} MB)",
                          onnx_bytes=report["bytes"], max_abs_diff=report["max_abs_diff"])
+
+
+def row_infer_onnxruntime_int8(b: Bench) -> RowResult:
+    rtf, report = _onnxruntime_rtf(b, int8=True)
+    return _infer_result(b, "infer-onnxruntime-int8", "ONNX Runtime int8 dynamic quantization (LSTM, MatMul)", rtf,
+                         note=f"`ds2 export --int8` ({report['bytes'] / 1e6:.0f} MB); WER change: "
+                              "`ds2 eval --onnx`", onnx_bytes=report["bytes"], max_abs_diff=report["max_abs_diff"])
 
 
 def row_infer_int8_dynamic(b: Bench) -> RowResult:
@@ -834,6 +847,7 @@ INFERENCE_ROWS: dict[str, Callable[[Bench], RowResult]] = {
     "infer-torch-eager": row_infer_torch_eager,
     "infer-onnxruntime": row_infer_onnxruntime,
     "infer-int8-dynamic": row_infer_int8_dynamic,
+    "infer-onnxruntime-int8": row_infer_onnxruntime_int8,
 }
 SETUPS = {  # what a row that did not run would have measured
     "mindspore-course-b1": "MindSpore, the course's code (MindSpore's CPU convolution), batch 1, fixed padding",

@@ -115,8 +115,17 @@ def _for_backend(checkpoint: str | None, backend: str | None) -> str | None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from .recipes import evaluate_checkpoint
+    from .recipes import evaluate_checkpoint, evaluate_onnx
 
+    if bool(args.checkpoint) == bool(args.onnx):
+        raise SystemExit("ds2 eval needs exactly one of --checkpoint C or --onnx M")
+    if args.onnx:
+        if args.int8 or args.backend:
+            raise SystemExit("ds2 eval --onnx runs the exported model as it is: --int8 and --backend are for "
+                             "--checkpoint (export with `ds2 export --int8` for an int8 ONNX model)")
+        evaluate_onnx(args.onnx, args.manifest, args.out, args.cache_dir, verbose=not args.quiet,
+                      batch_size=args.batch_size)
+        return
     evaluate_checkpoint(_for_backend(args.checkpoint, args.backend), args.manifest, args.out, args.cache_dir,
                         verbose=not args.quiet, batch_size=args.batch_size, int8=args.int8)
 
@@ -124,11 +133,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from .recipes import export_checkpoint
 
+    if args.int8 and args.format != "onnx":
+        raise SystemExit(f"ds2 export --int8: int8 quantization is for --format onnx, not {args.format}")
     backend = args.backend or ("mindspore" if args.format == "mindir" else None)  # MindIR is MindSpore's
     report = export_checkpoint(_for_backend(args.checkpoint, backend), args.out, args.format, args.manifest,
-                               args.cache_dir)
-    print(f"exported {report['path']} ({report['bytes'] / 1e6:.1f} MB); checked on {report['batch']} utterances: "
-          f"max abs difference to the checkpoint's output {report['max_abs_diff']:.2e}")
+                               args.cache_dir, int8=args.int8)
+    print(f"exported {report['path']} ({report['bytes'] / 1e6:.1f} MB{', int8' * args.int8}); checked on "
+          f"{report['batch']} utterances: max abs difference to the checkpoint's output {report['max_abs_diff']:.2e}")
 
 
 def cmd_transcribe(args: argparse.Namespace) -> None:
@@ -249,8 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=_overrides_help())
     train.set_defaults(func=cmd_train)
 
-    ev = sub.add_parser("eval", help="evaluate a checkpoint on a manifest (WER/CER)")
-    ev.add_argument("--checkpoint", required=True)
+    ev = sub.add_parser("eval", help="evaluate a checkpoint or an exported ONNX model on a manifest (WER/CER)")
+    ev.add_argument("--checkpoint", help="a checkpoint (.pt, .ckpt)")
+    ev.add_argument("--onnx", help="an exported ONNX model (fp32 or `ds2 export --int8`), run on ONNX Runtime")
     ev.add_argument("--manifest", required=True)
     ev.add_argument("--out", help="folder for results.json and utterances.jsonl")
     ev.add_argument("--batch-size", type=int, default=32)
@@ -268,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True)
     ex.add_argument("--manifest", help="audio to check the export on (default: the checkpoint's dev manifest)")
     ex.add_argument("--cache-dir")
+    ex.add_argument("--int8", action="store_true",
+                    help="ONNX with int8 dynamic quantization (LSTMs, matrix products): the fastest CPU engine")
     ex.add_argument("--backend", choices=["torch", "mindspore"],
                     help="export with this backend (default: the checkpoint's; mindspore for --format mindir)")
     ex.set_defaults(func=cmd_export)

@@ -183,11 +183,6 @@ def _backend_for_checkpoint(checkpoint: str | Path, cache_dir: str | None = None
 def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, out_dir: str | Path | None,
                         cache_dir: str | None = None, name: str = "", verbose: bool = True,
                         batch_size: int = 32, int8: bool = False) -> dict:
-    from .data.dataset import SkipReport, load_dataset
-    from .data.features import FeatureCache
-    from .evaluate import evaluate
-    from .train import default_cache_dir
-
     cfg, backend = _backend_for_checkpoint(checkpoint, cache_dir)
     if int8:
         from .backends.base import quantize_int8
@@ -196,11 +191,34 @@ def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, out_dir: s
             quantize_int8(backend)
         except ValueError as e:
             raise SystemExit(f"{checkpoint}: {e}") from None
+    return _evaluate_model(backend, cfg, manifest, out_dir, name, verbose, batch_size)
+
+
+def evaluate_onnx(model: str | Path, manifest: str | Path, out_dir: str | Path | None, cache_dir: str | None = None,
+                  name: str = "", verbose: bool = True, batch_size: int = 32) -> dict:
+    """``ds2 eval --onnx``: an exported model (fp32 or int8) on ONNX Runtime, scored as a checkpoint is."""
+    from .transcribe import Transcriber
+
+    transcriber = Transcriber.from_onnx(model)
+    cfg = transcriber.cfg
+    if cache_dir:
+        cfg.data.cache_dir = str(cache_dir)
+    return _evaluate_model(transcriber, cfg, manifest, out_dir, name, verbose, batch_size)
+
+
+def _evaluate_model(model, cfg, manifest: str | Path, out_dir: str | Path | None, name: str, verbose: bool,
+                    batch_size: int) -> dict:
+    """Score ``model`` (anything with ``cfg`` and ``log_probs(batch)``) on ``manifest``."""
+    from .data.dataset import SkipReport, load_dataset
+    from .data.features import FeatureCache
+    from .evaluate import evaluate
+    from .train import default_cache_dir
+
     report = SkipReport()
     dataset = load_dataset(manifest, cfg, FeatureCache(default_cache_dir(cfg), cfg.audio.feature_spec()), report)
     if out_dir is not None and report.items:
         report.write(Path(out_dir) / "skipped.jsonl")
-    results = evaluate(backend, dataset, out_dir, batch_size, verbose=verbose, name=name)
+    results = evaluate(model, dataset, out_dir, batch_size, verbose=verbose, name=name)
     results["skipped"] = len(report.items)
     if out_dir is not None:
         atomic_write_text(Path(out_dir) / "results.json", json.dumps(results, indent=2) + "\n")
@@ -208,9 +226,9 @@ def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, out_dir: s
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, fmt: str, manifest: str | Path | None = None,
-                      cache_dir: str | None = None, num_examples: int = 4) -> dict:
+                      cache_dir: str | None = None, num_examples: int = 4, int8: bool = False) -> dict:
     """Export, checking the exported model on real features from ``manifest`` (or the
-    checkpoint's dev manifest)."""
+    checkpoint's dev manifest). ``int8``: ONNX with int8 dynamic quantization."""
     from .data.dataset import SkipReport, load_dataset
     from .data.features import FeatureCache
     from .train import default_cache_dir
@@ -224,4 +242,4 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, fmt: str, manifes
     # Utterances of different lengths, so that padding and masking are checked too.
     order = sorted(range(len(dataset)), key=lambda i: dataset.frames[i])
     picks = sorted({order[round(k * (len(order) - 1) / max(1, num_examples - 1))] for k in range(num_examples)})
-    return backend.export(Path(out), fmt, dataset.batch(picks))
+    return backend.export(Path(out), fmt, dataset.batch(picks), int8=int8)

@@ -20,6 +20,7 @@ from .decoding import greedy_decode, greedy_words
 from .text import Alphabet
 
 ONNX_CONFIG_KEY = "deepspeech2_config"
+ONNX_QUANTIZATION_KEY = "deepspeech2_quantization"  # "int8-dynamic" in a quantized export
 ENGINES = ("auto", "fp32", "int8")  # for checkpoints; an exported model runs on ONNX Runtime
 
 
@@ -28,7 +29,7 @@ class Transcriber:
         self.cfg = cfg
         self.alphabet = Alphabet(cfg.text.blank)
         self.spec = cfg.audio.feature_spec()
-        self._log_probs = log_probs_fn
+        self.log_probs = log_probs_fn  # Batch -> (log_probs, lengths), as a backend's
         self.engine = engine
         self.frame_seconds = cfg.audio.hop_length / cfg.audio.sample_rate * cfg.model.time_stride
         self.chunk_seconds = chunk_seconds or cfg.data.max_duration
@@ -58,6 +59,8 @@ class Transcriber:
     def from_onnx(cls, path: str | Path, threads: int = 0, chunk_seconds: float | None = None) -> Transcriber:
         import onnxruntime as ort
 
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: no such ONNX model (export one with `ds2 export`)")
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -66,11 +69,12 @@ class Transcriber:
         if ONNX_CONFIG_KEY not in meta:
             raise ValueError(f"{path}: no {ONNX_CONFIG_KEY} metadata; export it with `ds2 export`")
         cfg = Config.from_dict(json.loads(meta[ONNX_CONFIG_KEY]), str(path))
+        engine = "onnxruntime-int8" if meta.get(ONNX_QUANTIZATION_KEY) == "int8-dynamic" else "onnxruntime"
 
         def log_probs(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
             return tuple(session.run(None, {"features": batch.features, "feature_lengths": batch.feature_lengths}))
 
-        return cls(cfg, log_probs, "onnxruntime", chunk_seconds)
+        return cls(cfg, log_probs, engine, chunk_seconds)
 
     def _chunks(self, samples: np.ndarray) -> list[tuple[float, np.ndarray]]:
         limit = int(self.chunk_seconds * self.spec.sample_rate)
@@ -89,7 +93,7 @@ class Transcriber:
             features = spectrogram(chunk, self.spec)[None]
             batch = Batch(features, np.array([features.shape[2]], dtype=np.int64), np.zeros((1, 1), np.int64),
                           np.zeros(1, np.int64), [""], [str(path)])
-            log_probs, lengths = self._log_probs(batch)
+            log_probs, lengths = self.log_probs(batch)
             texts.append(greedy_decode(log_probs, lengths, self.alphabet)[0])
             words += greedy_words(log_probs[0, : int(lengths[0])], self.alphabet, self.frame_seconds, offset)
         return {"path": str(path), "text": " ".join(t for t in texts if t),

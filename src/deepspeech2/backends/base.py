@@ -39,8 +39,9 @@ class Backend(Protocol):
     def load_pretrained(self, path: Path) -> None:
         """Initialise the weights from a checkpoint; shapes must match."""
 
-    def export(self, path: Path, fmt: str, example: Batch) -> dict:
-        """Export for inference; returns a report (e.g. max abs difference)."""
+    def export(self, path: Path, fmt: str, example: Batch, int8: bool = False) -> dict:
+        """Export for inference; returns a report (e.g. max abs difference). ``int8``: ONNX with
+        int8 dynamic quantization."""
 
     # Optional, for data-parallel backends: ``rank`` and ``world_size`` attributes and
     # ``barrier()`` / ``broadcast(value)``; the training loop treats a backend without

@@ -343,14 +343,16 @@ class MindSporeBackend:
         self._check_and_load(Path(path), network)
 
     # -- export -----------------------------------------------------------------
-    def export(self, path: Path, fmt: str, example: Batch) -> dict:
+    def export(self, path: Path, fmt: str, example: Batch, int8: bool = False) -> dict:
         from .export import export_mindir, export_onnx
 
         self.net.set_train(False)
         if fmt == "mindir":
+            if int8:
+                raise ValueError("int8 quantization is for ONNX exports, not 'mindir'")
             return export_mindir(self, Path(path), example)
         if fmt == "onnx":
-            return export_onnx(self, Path(path), example)
+            return export_onnx(self, Path(path), example, int8)
         raise ValueError(f"the mindspore backend exports 'mindir' or 'onnx', not {fmt!r}")
 
 

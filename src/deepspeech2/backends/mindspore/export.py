@@ -68,9 +68,10 @@ def mindir_config(path: str | Path) -> dict:
     return json.loads(model.user_info[MINDIR_CONFIG_KEY])
 
 
-def export_onnx(backend, path: Path, example: Batch) -> dict:
-    """ONNX through the PyTorch network with these weights; compared with onnxruntime
-    against the MindSpore network's output (and against PyTorch by ``export_onnx``)."""
+def export_onnx(backend, path: Path, example: Batch, int8: bool = False) -> dict:
+    """ONNX through the PyTorch network with these weights (``int8``: quantized as PyTorch's export
+    does); compared with onnxruntime against the MindSpore network's output (and against PyTorch
+    by ``export_onnx``)."""
     import onnxruntime as ort
 
     from ...transcribe import ONNX_CONFIG_KEY
@@ -84,7 +85,7 @@ def export_onnx(backend, path: Path, example: Batch) -> dict:
     state = as_torch_tensors(torch_from_mindspore(backend.network_parameters(), cfg))
     check_state_dict("the MindSpore network", twin.model, state)
     twin.model.load_state_dict(state)
-    report = torch_export_onnx(twin.model, path, example, {ONNX_CONFIG_KEY: json.dumps(cfg.to_dict())})
+    report = torch_export_onnx(twin.model, path, example, {ONNX_CONFIG_KEY: json.dumps(cfg.to_dict())}, int8=int8)
     expected, expected_lengths = backend.log_probs(example)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got, got_lengths = session.run(None, {"features": example.features, "feature_lengths": example.feature_lengths})

@@ -242,7 +242,7 @@ class TorchBackend:
         self.model.load_state_dict(ckpt["model"])
 
     # -- export -----------------------------------------------------------------
-    def export(self, path: Path, fmt: str, example: Batch) -> dict:
+    def export(self, path: Path, fmt: str, example: Batch, int8: bool = False) -> dict:
         import json
 
         from ...transcribe import ONNX_CONFIG_KEY
@@ -251,4 +251,4 @@ class TorchBackend:
         if fmt != "onnx":
             raise ValueError(f"the torch backend exports 'onnx', not {fmt!r}")
         metadata = {ONNX_CONFIG_KEY: json.dumps(self.cfg.to_dict())}
-        return export_onnx(self.model, path, example, metadata)
+        return export_onnx(self.model, path, example, metadata, int8=int8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -17,10 +18,12 @@ ONNX_OUTPUTS = ["log_probs", "output_lengths"]
 
 
 def export_onnx(model: DeepSpeech2, path: str | Path, example: Batch, metadata: dict[str, str] | None = None,
-                opset: int = 17) -> dict:
+                opset: int = 17, int8: bool = False) -> dict:
     """Export ``model`` to ONNX (features (B, bins, T), lengths (B,) -> log_probs, lengths),
     then run onnxruntime on ``example`` and report the max abs difference to PyTorch.
-    ``metadata`` is stored in the model (the config, so the file alone can transcribe)."""
+    ``metadata`` is stored in the model (the config, so the file alone can transcribe).
+    ``int8``: ONNX Runtime's dynamic quantization of the LSTMs and matrix products (int8 weights,
+    activations quantized per call), the fastest engine on one CPU core."""
     import onnx
     import onnxruntime as ort
 
@@ -43,6 +46,11 @@ def export_onnx(model: DeepSpeech2, path: str | Path, example: Batch, metadata: 
                               "log_probs": {0: "batch", 1: "frames"}, "output_lengths": {0: "batch"}})
     finally:
         RNNLayer.use_packed = saved
+    if int8:
+        from ...transcribe import ONNX_QUANTIZATION_KEY
+
+        tmp = _quantize_int8(tmp)
+        metadata = {**(metadata or {}), ONNX_QUANTIZATION_KEY: "int8-dynamic"}
     if metadata:
         proto = onnx.load(str(tmp))
         for key, value in metadata.items():
@@ -59,4 +67,19 @@ def export_onnx(model: DeepSpeech2, path: str | Path, example: Batch, metadata: 
     for i, n in enumerate(got_lengths):
         diff = max(diff, float(np.abs(got[i, :n] - expected[i, :n].numpy()).max()))
     return {"path": str(path), "format": "onnx", "max_abs_diff": diff, "batch": len(example),
-            "bytes": path.stat().st_size}
+            "bytes": path.stat().st_size, "quantization": "int8-dynamic" if int8 else None}
+
+
+def _quantize_int8(fp32: Path) -> Path:
+    """Quantize the exported fp32 file next to it; returns the int8 file (the fp32 one is removed)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out = fp32.with_name(fp32.name.replace(".tmp.onnx", ".int8.tmp.onnx"))
+    logging.disable(logging.WARNING)  # the quantizer's advice to pre-process static-quantization inputs
+    try:
+        # GRU and plain RNN layers have no quantized ONNX Runtime kernel: they stay fp32.
+        quantize_dynamic(fp32, out, weight_type=QuantType.QInt8, op_types_to_quantize=["LSTM", "MatMul", "Gemm"])
+    finally:
+        logging.disable(logging.NOTSET)
+        fp32.unlink(missing_ok=True)
+    return out
