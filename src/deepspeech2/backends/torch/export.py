@@ -46,11 +46,16 @@ def export_onnx(model: DeepSpeech2, path: str | Path, example: Batch, metadata: 
                               "log_probs": {0: "batch", 1: "frames"}, "output_lengths": {0: "batch"}})
     finally:
         RNNLayer.use_packed = saved
+    quantization = "int8-dynamic" if int8 else None
     if int8:
         from ...transcribe import ONNX_QUANTIZATION_KEY
 
-        tmp = _quantize_int8(tmp)
-        metadata = {**(metadata or {}), ONNX_QUANTIZATION_KEY: "int8-dynamic"}
+        fp32, tmp = tmp, tmp.with_name(tmp.name.replace(".tmp.onnx", ".int8.tmp.onnx"))
+        try:
+            quantize_int8(fp32, tmp)
+        finally:
+            fp32.unlink(missing_ok=True)
+        metadata = {**(metadata or {}), ONNX_QUANTIZATION_KEY: quantization}
     if metadata:
         proto = onnx.load(str(tmp))
         for key, value in metadata.items():
@@ -67,19 +72,16 @@ def export_onnx(model: DeepSpeech2, path: str | Path, example: Batch, metadata: 
     for i, n in enumerate(got_lengths):
         diff = max(diff, float(np.abs(got[i, :n] - expected[i, :n].numpy()).max()))
     return {"path": str(path), "format": "onnx", "max_abs_diff": diff, "batch": len(example),
-            "bytes": path.stat().st_size, "quantization": "int8-dynamic" if int8 else None}
+            "bytes": path.stat().st_size, "quantization": quantization}
 
 
-def _quantize_int8(fp32: Path) -> Path:
-    """Quantize the exported fp32 file next to it; returns the int8 file (the fp32 one is removed)."""
+def quantize_int8(fp32: Path, out: Path) -> None:
+    """ONNX Runtime's int8 dynamic quantization of an exported model's LSTMs and matrix products."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    out = fp32.with_name(fp32.name.replace(".tmp.onnx", ".int8.tmp.onnx"))
     logging.disable(logging.WARNING)  # the quantizer's advice to pre-process static-quantization inputs
     try:
         # GRU and plain RNN layers have no quantized ONNX Runtime kernel: they stay fp32.
         quantize_dynamic(fp32, out, weight_type=QuantType.QInt8, op_types_to_quantize=["LSTM", "MatMul", "Gemm"])
     finally:
         logging.disable(logging.NOTSET)
-        fp32.unlink(missing_ok=True)
-    return out
