@@ -47,7 +47,7 @@ def test_bench_writes_table_json_and_png_and_reports_failures(tmp_path, monkeypa
     def broken(b):
         raise RuntimeError("boom: out of memory")
 
-    monkeypatch.setitem(bench.TRAINING_ROWS, "torch-gru", broken)
+    monkeypatch.setitem(bench.rows.TRAINING_ROWS, "torch-gru", broken)
     (tmp_path / "wer.json").write_text(json.dumps({"torch-mini": 0.25}))
     rows = ["mindspore-course-b1", "torch-official-b20", "torch-+feature-cache", "torch-bf16", "torch-gru",
             "torch-mini", "infer-torch-eager", "infer-int8-dynamic", "infer-onnxruntime-int8"]
@@ -98,16 +98,16 @@ def test_quick_leaves_slow_rows_out_unless_named(tmp_path, monkeypatch):
     def must_not_run(b):
         raise AssertionError("--quick ran a full-run-only row")
 
-    monkeypatch.setattr(bench, "TRAINING_ROWS", {"torch-official-b20": bench.row_torch_official_b20,
+    monkeypatch.setattr(bench.rows, "TRAINING_ROWS", {"torch-official-b20": bench.rows.row_torch_official_b20,
                                                  "torch-packed-masks": must_not_run})
-    monkeypatch.setattr(bench, "INFERENCE_ROWS", {"infer-torch-eager": bench.row_infer_torch_eager})
+    monkeypatch.setattr(bench.rows, "INFERENCE_ROWS", {"infer-torch-eager": bench.rows.row_infer_torch_eager})
     report = bench.run_bench(tmp_path / "all", quick=True, threads=1, tiny=True, log=lambda line: None)
     left_out = {r["name"]: r for r in report["training"]}["torch-packed-masks"]
     assert left_out["status"] == "not run"
     assert "ds2 bench --quick --rows torch-packed-masks" in left_out["note"]
     assert "torch-packed-masks | padding masks via packed sequences" in (tmp_path / "all" / "bench.md").read_text()
 
-    monkeypatch.setitem(bench.TRAINING_ROWS, "torch-packed-masks", bench.row_torch_packed_masks)
+    monkeypatch.setitem(bench.rows.TRAINING_ROWS, "torch-packed-masks", bench.rows.row_torch_packed_masks)
     report = bench.run_bench(tmp_path / "named", quick=True, rows="torch-packed-masks", threads=1, tiny=True,
                              log=lambda line: None)
     (named,) = report["training"]

@@ -180,8 +180,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     from .bench import run_bench
 
-    run_bench(args.out, quick=args.quick, rows=args.rows, threads=args.threads, wer_json=args.wer_json,
-              tiny=args.tiny)
+    run_bench(args.out, quick=args.quick, rows=args.rows, threads=args.threads, wer_json=args.wer_json)
 
 
 def _librispeech_source_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -323,7 +322,6 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--rows", help="comma-separated row names or globs, e.g. 'torch-*,infer-*' (default: all)")
     be.add_argument("--threads", type=int, help="torch threads for the training rows (default: all cores)")
     be.add_argument("--wer-json", help="JSON of row name -> WER fraction, shown beside each row's speed")
-    be.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # tests: a tiny model in every row
     be.set_defaults(func=cmd_bench)
     return parser
 
