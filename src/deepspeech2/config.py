@@ -54,6 +54,10 @@ class ModelConfig:
     bidirectional: bool = True
     rnn_batchnorm: bool = False
     lookahead_context: int = 20
+    # deepspeech.pytorch's network (ds2 convert of its checkpoints): convolutions with a bias,
+    # and BatchNorm before the output layer.
+    conv_bias: bool = False
+    fc_batchnorm: bool = False
     mask_padding: bool = True
 
     def output_frames(self, num_frames: int) -> int:

@@ -236,6 +236,9 @@ class DeepSpeech2(nn.Cell):
 
     def __init__(self, cfg: ModelConfig, num_bins: int, num_classes: int):
         super().__init__()
+        if cfg.conv_bias or cfg.fc_batchnorm:
+            raise ValueError("model.conv_bias and model.fc_batchnorm (deepspeech.pytorch's network) are for the "
+                             "torch backend; the MindSpore network has neither")
         self.cfg = cfg
         self.conv = ConvFrontEnd(cfg, num_bins)
         self.RNN = RNNStack(cfg, self.conv.output_size)

@@ -57,8 +57,10 @@ class ConvFrontEnd(nn.Module):
         in_channels, freq = 1, num_bins
         for channels, kernel, stride in zip(cfg.conv_channels, cfg.conv_kernels, cfg.conv_strides, strict=False):
             padding = (kernel[0] // 2, kernel[1] // 2)
-            # No bias: BatchNorm follows (and the official checkpoint has none).
-            self.convs.append(nn.Conv2d(in_channels, channels, tuple(kernel), tuple(stride), padding, bias=False))
+            # No bias by default: BatchNorm follows (and the official checkpoint has none);
+            # deepspeech.pytorch's convolutions have one (conv_bias).
+            self.convs.append(nn.Conv2d(in_channels, channels, tuple(kernel), tuple(stride), padding,
+                                        bias=cfg.conv_bias))
             self.norms.append(nn.BatchNorm2d(channels))
             freq = (freq + 2 * padding[0] - kernel[0]) // stride[0] + 1
             in_channels = channels
@@ -147,6 +149,8 @@ class DeepSpeech2(nn.Module):
             RNNLayer(cfg.rnn_type, size, cfg.rnn_hidden, cfg.bidirectional, cfg.rnn_batchnorm and i > 0)
             for i, size in enumerate(sizes))
         self.lookahead = None if cfg.bidirectional else Lookahead(cfg.rnn_hidden, cfg.lookahead_context)
+        # deepspeech.pytorch normalises the last RNN's output before the output layer.
+        self.fc_norm = nn.BatchNorm1d(cfg.rnn_hidden) if cfg.fc_batchnorm else None
         self.fc = nn.Linear(cfg.rnn_hidden, num_classes, bias=False)
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,6 +163,9 @@ class DeepSpeech2(nn.Module):
             x = rnn(x, rnn_lengths)
         if self.lookahead is not None:
             x = F.hardtanh(self.lookahead(x), 0.0, 20.0)
+        if self.fc_norm is not None:
+            t, b, h = x.shape
+            x = self.fc_norm(x.reshape(t * b, h)).reshape(t, b, h)
         logits = self.fc(x).transpose(0, 1)
         return F.log_softmax(logits.float(), dim=-1), lengths
 
