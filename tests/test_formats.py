@@ -15,8 +15,8 @@ from conftest import tiny_config
 from deepspeech2.cli import main as ds2
 from deepspeech2.data.dataset import SkipReport, load_dataset
 from deepspeech2.data.features import FeatureCache
-from deepspeech2.data.formats import convert, detect_format, read_any, write_any
-from deepspeech2.data.manifest import ManifestError, Utterance, read_any_manifest, read_manifest, write_manifest
+from deepspeech2.data.formats import convert, detect_format, read_any, read_any_manifest, write_any
+from deepspeech2.data.manifest import ManifestError, Utterance, read_manifest, write_manifest
 
 TEXTS = ["HELLO WORLD", "IT'S A GOOD DAY", "DEEP SPEECH"]
 

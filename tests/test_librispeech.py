@@ -23,6 +23,7 @@ from conftest import tiny_config
 from deepspeech2.cli import main as ds2
 from deepspeech2.config import save_config
 from deepspeech2.data.download import ArchiveError, ChecksumError, DownloadError, download, safe_extract
+from deepspeech2.data.formats import read_any_manifest
 from deepspeech2.data.librispeech import (
     SUBSETS,
     LibriSpeechError,
@@ -32,7 +33,7 @@ from deepspeech2.data.librispeech import (
     prepare_librispeech,
     resolve_base_url,
 )
-from deepspeech2.data.manifest import read_any_manifest, read_manifest
+from deepspeech2.data.manifest import read_manifest
 
 WORDS = "THE A CAT SAT ON MAT IT'S HELLO WORLD SPEECH DEEP GOOD MORNING NIGHT RED BLUE".split()
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import atomic_write_text
 from .data.dataset import SpeechDataset
-from .data.manifest import atomic_write_text
 from .decoding import greedy_decode
 from .metrics import ErrorRates
 from .progress import bar as progress_bar

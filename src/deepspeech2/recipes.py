@@ -12,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .atomic import atomic_write_text
 from .config import load_config
-from .data.manifest import atomic_write_text, read_any_manifest, write_manifest
+from .data.formats import read_any_manifest
+from .data.manifest import write_manifest
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 

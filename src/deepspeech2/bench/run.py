@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-from ..data.manifest import atomic_write_text
+from ..atomic import atomic_write_text
 from . import rows as registry
 from .flops import matmul_gflops
 from .harness import SETUPS, Bench, NotRun, RowResult, mindspore_available, torch_threads

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write_text
 from ..config import Config
 from ..text import Alphabet, normalize_text
 from .features import FeatureCache
-from .manifest import Utterance, atomic_write_text, read_any_manifest
+from .formats import read_any_manifest
+from .manifest import Utterance
 
 
 @dataclass

@@ -18,9 +18,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import atomic_write_text
 from ..text import normalize_text
 from .formats import default_txt_dir, write_any
-from .manifest import Utterance, atomic_write_text
+from .manifest import Utterance
 from .stats import parallel_map, probe_audio
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")

@@ -23,8 +23,9 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..atomic import atomic_write_text
 from ..audio import AudioError, audio_duration
-from .manifest import ManifestError, Utterance, atomic_write_text, read_manifest, write_manifest
+from .manifest import ManifestError, Utterance, read_manifest, write_manifest
 
 FORMATS = ("jsonl", "json", "csv")
 _LIBRISPEECH_ID = re.compile(r"^(\d+)-(\d+)-(\d+)$")
@@ -182,6 +183,10 @@ def read_any(path: str | os.PathLike) -> list[Utterance]:
     if fmt == "csv":
         return read_csv_manifest(path)
     return read_manifest(path)
+
+
+# The name the loaders use: any of this project's JSONL, deepspeech.pytorch's JSON, the course's CSV.
+read_any_manifest = read_any
 
 
 def default_txt_dir(manifest: str | os.PathLike) -> Path:

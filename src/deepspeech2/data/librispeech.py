@@ -35,10 +35,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import atomic_write_text
 from ..text import normalize_text
 from .download import ArchiveError, DataError, download, read_checksums, safe_extract, verify
 from .formats import write_any
-from .manifest import Utterance, atomic_write_text, read_manifest, write_manifest
+from .manifest import Utterance, read_manifest, write_manifest
 from .stats import StreamingMap, parallel_map, probe_audio
 
 

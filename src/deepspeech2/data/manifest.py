@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..atomic import atomic_write_text  # noqa: F401  (its old home: importers may still use this name)
 
 
 @dataclass
@@ -31,22 +32,6 @@ class Utterance:
 
 class ManifestError(ValueError):
     """A manifest line that cannot be used; the message names file and line."""
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a text file so that readers see either the old or the new content."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> Path:
@@ -90,11 +75,3 @@ def read_manifest(path: str | os.PathLike) -> list[Utterance]:
                 audio = root / audio
             utterances.append(Utterance(str(audio), str(text), duration, speaker, record, line=lineno))
     return utterances
-
-
-def read_any_manifest(path: str | os.PathLike) -> list[Utterance]:
-    """Read a manifest in any supported format: this project's JSONL, deepspeech.pytorch's
-    JSON or the ``wav,txt`` CSV of the MindSpore course (see ``formats``)."""
-    from .formats import read_any  # formats builds on this module
-
-    return read_any(path)

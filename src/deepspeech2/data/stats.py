@@ -21,9 +21,10 @@ from typing import Any, TypeVar
 import numpy as np
 import soundfile as sf
 
+from ..atomic import atomic_write_text
 from ..progress import bar as progress_bar
 from ..text import CHARACTERS, normalize_text
-from .manifest import atomic_write_text, read_any_manifest
+from .formats import read_any_manifest
 
 T = TypeVar("T")
 R = TypeVar("R")
