@@ -104,11 +104,43 @@ class TrainConfig:
     keep_checkpoints: int = 5
     early_stopping: int = 0  # epochs without a better dev WER before stopping; 0: off
     max_steps: int = 0  # stop after this many optimizer steps in total; 0: no limit
+    max_minutes: float = 0.0  # wall-clock training budget (resumed runs count earlier time); 0: no limit
     threads: int = 0  # torch intra-op threads; 0: all cores
     freeze: list[str] = field(default_factory=list)  # parameter-name prefixes kept fixed
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast on GPU)
     eval_batch_size: int = 32
+
+
+@dataclass
+class AugmentConfig:
+    """On-the-fly training augmentation (data/augment.py); all off by default."""
+
+    freq_masks: int = 0  # SpecAugment frequency masks per utterance
+    freq_width: int = 27  # ... each up to this many bins
+    time_masks: int = 0  # SpecAugment time masks per utterance
+    time_width: float = 0.05  # ... each up to this fraction of the frames
+    vtlp_prob: float = 0.0  # vocal-tract-length perturbation (frequency-axis warp)
+    vtlp_alpha: list[float] = field(default_factory=lambda: [0.9, 1.1])
+    wave_prob: float = 0.0  # share of utterances decoded again for the waveform effects below
+    speed: list[float] = field(default_factory=lambda: [1.0])  # speed factors, one drawn per utterance
+    noise_prob: float = 0.0  # additive noise: coloured, babble of other utterances, noise_dir files
+    noise_snr: list[float] = field(default_factory=lambda: [5.0, 30.0])  # dB, drawn uniformly
+    noise_dir: str = ""  # optional folder of noise audio (e.g. MUSAN)
+    reverb_prob: float = 0.0  # synthetic room impulse responses
+    reverb_rt60: list[float] = field(default_factory=lambda: [0.2, 0.7])  # seconds
+    telephone_prob: float = 0.0  # 300-3400 Hz, 8 kHz, mu-law
+    gain_db: float = 0.0  # random gain in +-gain_db
+    dc_offset: float = 0.0  # random DC offset in +-dc_offset
+
+
+# key: (low, high) inclusive bounds that config.validate enforces, for scalars and list items.
+AUGMENT_RANGES: dict[str, tuple[float, float]] = {
+    "freq_masks": (0, 10), "freq_width": (0, 80), "time_masks": (0, 20), "time_width": (0.0, 0.5),
+    "vtlp_prob": (0.0, 1.0), "vtlp_alpha": (0.7, 1.3), "wave_prob": (0.0, 1.0), "speed": (0.5, 2.0),
+    "noise_prob": (0.0, 1.0), "noise_snr": (-10.0, 60.0), "reverb_prob": (0.0, 1.0),
+    "reverb_rt60": (0.05, 2.0), "telephone_prob": (0.0, 1.0), "gain_db": (0.0, 30.0), "dc_offset": (0.0, 0.2),
+}
 
 
 @dataclass
@@ -120,6 +152,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -202,7 +235,8 @@ def validate(cfg: Config) -> None:
     positive = ["model.rnn_layers", "model.rnn_hidden", "train.batch_size", "train.epochs", "train.log_every",
                 "train.eval_batch_size", "train.lr_decay", "audio.n_fft", "audio.hop_length", "audio.sample_rate"]
     non_negative = ["train.checkpoint_every", "train.keep_checkpoints", "train.max_steps", "train.warmup_steps",
-                    "train.early_stopping", "train.grad_clip", "train.lr", "data.min_duration", "train.threads"]
+                    "train.early_stopping", "train.grad_clip", "train.lr", "data.min_duration", "train.threads",
+                    "train.max_minutes"]
     for key in positive:
         if get_key(cfg, key) <= 0:
             raise ConfigError(f"{key} must be positive, got {get_key(cfg, key)}")
@@ -211,9 +245,24 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"{key} must not be negative, got {get_key(cfg, key)}")
     if any(s < 1 for pair in m.conv_strides for s in pair) or any(c < 1 for c in m.conv_channels):
         raise ConfigError("model.conv_strides and model.conv_channels must be positive")
+    _validate_augment(cfg.augment)
     if cfg.data.max_duration <= cfg.data.min_duration:
         raise ConfigError(f"data.max_duration ({cfg.data.max_duration}) must exceed data.min_duration "
                           f"({cfg.data.min_duration})")
+
+
+def _validate_augment(a: AugmentConfig) -> None:
+    for name, (low, high) in AUGMENT_RANGES.items():
+        value = getattr(a, name)
+        for v in value if isinstance(value, list) else [value]:
+            if not low <= v <= high:
+                raise ConfigError(f"augment.{name} = {value!r} is out of range; valid: {low} to {high}")
+    for name in ("vtlp_alpha", "noise_snr", "reverb_rt60"):
+        value = getattr(a, name)
+        if len(value) != 2 or value[0] > value[1]:
+            raise ConfigError(f"augment.{name} must be [low, high] with low <= high, got {value!r}")
+    if not a.speed:
+        raise ConfigError("augment.speed must list at least one factor, e.g. [0.9, 1.0, 1.1]")
 
 
 def get_key(cfg: Config, key: str) -> Any:

@@ -17,13 +17,20 @@ import json
 import math
 import os
 import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from .backends.base import create_backend
 from .config import Config, TrainConfig, save_config
+from .data.augment import Augmenter
+from .data.augment import enabled as augment_enabled
 from .data.dataset import BucketBatchSampler, SkipReport, load_dataset, padding_fraction
 from .data.features import FeatureCache
 from .data.manifest import atomic_write_text
@@ -46,19 +53,23 @@ class Progress:
     epochs_since_best: int = 0
     history: list[dict] = field(default_factory=list)
     global_batch_size: int = 0  # batch_size x processes, to resume with another process count
+    train_seconds: float = 0.0  # wall-clock time spent training, over resumes (train.max_minutes)
 
 
-def learning_rate(t: TrainConfig, epoch: int, step: int, steps_per_epoch: int) -> float:
+def learning_rate(t: TrainConfig, epoch: int, step: int, steps_per_epoch: int, time_fraction: float = 0.0) -> float:
     """LR for ``step`` (0-based, in ``epoch``): official = constant for the first half of
     the epochs, then divided by ``lr_decay`` once per epoch; cosine = cosine decay to
-    ``min_lr``; all with an optional linear warmup."""
+    ``min_lr``; all with an optional linear warmup. ``time_fraction``: the share of
+    ``train.max_minutes`` spent; the cosine follows it when it is ahead of the steps, so
+    the decay ends when the time budget does."""
     global_step = epoch * steps_per_epoch + step
     if t.lr_schedule == "official":
         half = t.epochs // 2
         lr = t.lr if epoch < half else t.lr / t.lr_decay ** (epoch - half + 1)
     elif t.lr_schedule == "cosine":
         total = max(1, t.epochs * steps_per_epoch)
-        lr = t.min_lr + (t.lr - t.min_lr) * 0.5 * (1 + math.cos(math.pi * min(1.0, global_step / total)))
+        fraction = min(1.0, max(global_step / total, time_fraction))
+        lr = t.min_lr + (t.lr - t.min_lr) * 0.5 * (1 + math.cos(math.pi * fraction))
     else:
         lr = t.lr
     if t.warmup_steps and global_step < t.warmup_steps:
@@ -231,8 +242,27 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: st
         f"{steps_per_epoch} batches of {t.batch_size}{f' x {world} processes' if world > 1 else ''} "
         f"({100 * padding_fraction(sampler.batches, train_set.frames):.1f} % padding)")
 
+    augmenter = None
+    if augment_enabled(cfg.augment):
+        augmenter = Augmenter(cfg.augment, cfg.audio.feature_spec(), quiet=not main_process)
+        log(f"augmentation on: {_describe_augment(cfg)}")
+    budget_s = 60 * t.max_minutes
+    clock = time.time()
+
+    def spend() -> float:
+        """Add the time since the last call to the run's training time; returns the budget share."""
+        nonlocal clock
+        now = time.time()
+        progress.train_seconds += now - clock
+        clock = now
+        return progress.train_seconds / budget_s if budget_s else 0.0
+
     last_metrics: dict = progress.history[-1] if progress.history else {}
-    while progress.epoch < t.epochs:
+    out_of_time = bool(budget_s) and progress.train_seconds >= budget_s
+    if out_of_time:
+        log(f"train.max_minutes={t.max_minutes} already spent ({progress.train_seconds / 60:.1f} min); "
+            "raise it to train longer")
+    while progress.epoch < t.epochs and not out_of_time:
         epoch = progress.epoch
         epoch_sampler = resumed_sampler if resumed_sampler is not None and progress.step_in_epoch else sampler
         batches = epoch_sampler.epoch(epoch)
@@ -242,11 +272,23 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: st
         pbar = bar(total=steps_per_epoch, initial=progress.step_in_epoch, desc=f"epoch {epoch + 1}/{t.epochs}",
                    unit="batch", disable=not main_process)
         pending: list[tuple[int, int, int, float, float]] = []
-        lr = learning_rate(t, epoch, progress.step_in_epoch, steps_per_epoch)
-        for step in range(progress.step_in_epoch, steps_per_epoch):
-            lr = learning_rate(t, epoch, step, steps_per_epoch)
+        lr = learning_rate(t, epoch, progress.step_in_epoch, steps_per_epoch, spend())
+
+        def make_batch(step: int, epoch: int = epoch, batches: list[list[int]] = batches):
+            indices = batches[step][rank::world]
+            if augmenter is None:
+                return train_set.batch(indices)
+            # Seeded by position, so a resumed run augments as the interrupted one would have.
+            rng = np.random.default_rng([t.seed, epoch, step, rank])
+            return train_set.batch(indices, augmenter, rng, cfg.model.output_frames)
+
+        steps = range(progress.step_in_epoch, steps_per_epoch)
+        batch_iter = (prefetch(make_batch, steps, cfg.data.num_workers) if augmenter is not None
+                      else map(make_batch, steps))
+        for step, batch in zip(steps, batch_iter, strict=False):
+            lr = learning_rate(t, epoch, step, steps_per_epoch, spend())
             backend.set_lr(lr)
-            loss = backend.train_step(train_set.batch(batches[step][rank::world]))
+            loss = backend.train_step(batch)
             progress.step_in_epoch = step + 1
             progress.global_step += 1
             if loss is None:
@@ -263,6 +305,11 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: st
                 pbar.set_postfix(loss=f"{loss:.2f}", lr=f"{lr:.2e}")
             pbar.update()
             at_limit = t.max_steps and progress.global_step >= t.max_steps
+            out_of_time = bool(budget_s) and _broadcast(backend, spend() >= 1.0)
+            if out_of_time:
+                # The budget ends the training: this partial epoch is evaluated and saved below.
+                log(f"\ntrain.max_minutes={t.max_minutes} reached at epoch {epoch + 1}, step {step + 1}")
+                break
             if main_process and ((t.checkpoint_every and progress.global_step % t.checkpoint_every == 0)
                                  or at_limit):
                 run.append_steps(pending)
@@ -275,8 +322,11 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: st
                 _barrier(backend)
                 return {**last_metrics, "completed": False}
         pbar.close()
+        if hasattr(batch_iter, "close"):
+            batch_iter.close()
         if main_process:
             run.append_steps(pending)
+        partial = progress.step_in_epoch < steps_per_epoch
 
         metrics = {"epoch": epoch + 1, "global_step": progress.global_step, "lr": lr,
                    "train_loss": progress.loss_sum / max(progress.loss_count, 1),
@@ -296,17 +346,20 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: st
         elif dev_set is not None:
             progress.epochs_since_best += 1
         progress.history.append(metrics)
-        progress.epoch += 1
-        progress.step_in_epoch, progress.loss_sum, progress.loss_count = 0, 0.0, 0
+        if not partial:
+            progress.epoch += 1
+            progress.step_in_epoch, progress.loss_sum, progress.loss_count = 0, 0.0, 0
+        spend()
         if main_process:
-            path = run.save(backend, progress, epoch + 1, steps_per_epoch, best=improved or dev_set is None)
+            path = run.save(backend, progress, epoch + 1, progress.step_in_epoch or steps_per_epoch,
+                            best=improved or dev_set is None)
             run.write_epoch_metrics(progress.history)
             dev = (f", dev WER {100 * metrics['dev_wer']:.2f} % CER {100 * metrics['dev_cer']:.2f} %"
                    if dev_set is not None else "")
             log(f"epoch {epoch + 1}: train loss {metrics['train_loss']:.3f}{dev}, {metrics['seconds']:.0f} s "
                 f"-> {path.name}")
         _barrier(backend)
-        last_metrics = {**metrics, "completed": progress.epoch >= t.epochs}
+        last_metrics = {**metrics, "completed": progress.epoch >= t.epochs or out_of_time}
         if t.max_steps and progress.global_step >= t.max_steps:
             log(f"stopped at train.max_steps={t.max_steps}")
             break
@@ -315,6 +368,46 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: st
             last_metrics["completed"] = True
             break
     return last_metrics
+
+
+def prefetch(make: Callable[[int], Any], steps: range, workers: int, depth: int = 0) -> Iterator[Any]:
+    """``make(step)`` for each step, computed ``depth`` steps ahead by ``workers`` threads
+    (decoding, soxr and numpy release the GIL), yielded in order."""
+    workers = max(1, workers)
+    depth = depth or 2 * workers
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="ds2-batches")
+    futures: deque = deque()
+    todo = iter(steps)
+    try:
+        for step in todo:
+            futures.append(pool.submit(make, step))
+            if len(futures) >= depth:
+                break
+        while futures:
+            result = futures.popleft().result()
+            next_step = next(todo, None)
+            if next_step is not None:
+                futures.append(pool.submit(make, next_step))
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _describe_augment(cfg: Config) -> str:
+    a = cfg.augment
+    parts = []
+    if a.freq_masks or a.time_masks:
+        parts.append(f"SpecAugment {a.freq_masks} x {a.freq_width} bins, {a.time_masks} x {a.time_width:.0%}")
+    if a.vtlp_prob:
+        parts.append(f"VTLP {a.vtlp_prob:.0%} ({a.vtlp_alpha[0]}-{a.vtlp_alpha[1]})")
+    if a.wave_prob:
+        wave = [f"speed {'/'.join(str(s) for s in a.speed)}"] if any(s != 1.0 for s in a.speed) else []
+        wave += [f"{name} {p:.0%}" for name, p in (("noise", a.noise_prob), ("reverb", a.reverb_prob),
+                                                    ("telephone", a.telephone_prob)) if p]
+        if a.gain_db or a.dc_offset:
+            wave.append(f"gain +-{a.gain_db} dB, DC +-{a.dc_offset}")
+        parts.append(f"waveform effects on {a.wave_prob:.0%} of utterances ({', '.join(wave)})")
+    return "; ".join(parts)
 
 
 if __name__ == "__main__":  # torchrun --nproc-per-node N -m deepspeech2.train --config C ...

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..atomic import atomic_write_text
+from ..audio import AudioError
 from ..config import Config
 from ..text import Alphabet, normalize_text
+from .augment import Augmenter
 from .features import FeatureCache
 from .formats import read_any_manifest
 from .manifest import Utterance
@@ -68,8 +71,25 @@ class SpeechDataset:
     def __len__(self) -> int:
         return len(self.utterances)
 
-    def batch(self, indices: list[int]) -> Batch:
+    def batch(self, indices: list[int], augmenter: Augmenter | None = None,
+              rng: np.random.Generator | None = None, min_frames: Callable[[int], int] | None = None) -> Batch:
+        """Padded batch of ``indices``; with ``augmenter`` (training only) each utterance is
+        augmented with ``rng``. ``min_frames(labels)``: output frames the model needs for an
+        utterance (an augmented one that became too short falls back to its cached features)."""
         feats = [self.cache.load(self.utterances[i].path) for i in indices]
+        if augmenter is not None:
+            rng = rng if rng is not None else np.random.default_rng()
+            augmented = []
+            for i, cached in zip(indices, feats, strict=True):
+                try:
+                    f = augmenter.features(self.utterances[i].path, cached, rng)
+                except AudioError:  # it featurised once; a file changed since then keeps its cached copy
+                    f = augmenter.augment_features(cached, rng)
+                if min_frames is not None and f.shape[1] != cached.shape[1] and min_frames(f.shape[1]) < \
+                        ctc_min_frames(self.labels[i]):
+                    f = augmenter.augment_features(cached, rng)
+                augmented.append(f)
+            feats = augmented
         bins, max_t = feats[0].shape[0], max(f.shape[1] for f in feats)
         features = np.zeros((len(feats), bins, max_t), dtype=np.float32)
         for row, f in zip(features, feats, strict=False):
