@@ -7,20 +7,18 @@ decoded on its own, and the word timings shifted by the chunk's start.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from . import onnx_contract as contract
 from .audio import load_audio, spectrogram
 from .config import Config
 from .data.dataset import Batch
 from .decoding import greedy_decode, greedy_words
 from .text import Alphabet
 
-ONNX_CONFIG_KEY = "deepspeech2_config"
-ONNX_QUANTIZATION_KEY = "deepspeech2_quantization"  # "int8-dynamic" in a quantized export
 ENGINES = ("auto", "fp32", "int8")  # for checkpoints; an exported model runs on ONNX Runtime
 
 
@@ -57,22 +55,15 @@ class Transcriber:
 
     @classmethod
     def from_onnx(cls, path: str | Path, threads: int = 0, chunk_seconds: float | None = None) -> Transcriber:
-        import onnxruntime as ort
-
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such ONNX model (export one with `ds2 export`)")
-        options = ort.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        meta = session.get_modelmeta().custom_metadata_map
-        if ONNX_CONFIG_KEY not in meta:
-            raise ValueError(f"{path}: no {ONNX_CONFIG_KEY} metadata; export it with `ds2 export`")
-        cfg = Config.from_dict(json.loads(meta[ONNX_CONFIG_KEY]), str(path))
-        engine = "onnxruntime-int8" if meta.get(ONNX_QUANTIZATION_KEY) == "int8-dynamic" else "onnxruntime"
+        session = contract.open_session(path, threads)
+        config, quantization = contract.read_metadata(session, path)
+        cfg = Config.from_dict(config, str(path))
+        engine = "onnxruntime-int8" if quantization == contract.INT8_DYNAMIC else "onnxruntime"
 
         def log_probs(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-            return tuple(session.run(None, {"features": batch.features, "feature_lengths": batch.feature_lengths}))
+            return contract.run(session, batch.features, batch.feature_lengths)
 
         return cls(cfg, log_probs, engine, chunk_seconds)
 

@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from .. import onnx_contract as contract
 from ..data.dataset import Batch
 from .flops import forward_flops
 from .harness import Bench, RowResult, torch_threads
@@ -70,15 +71,11 @@ def _onnx_export(b: Bench) -> dict:
 
 
 def _onnxruntime_rtf(b: Bench, path: str | Path) -> float:
-    import onnxruntime as ort
-
     _, _, warm, utt = _inference_setup(b)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = contract.open_session(path, threads=1, inter_threads=1)
 
     def run(batch: Batch) -> object:
-        return session.run(None, {"features": batch.features, "feature_lengths": batch.feature_lengths})
+        return contract.run(session, batch.features, batch.feature_lengths)
 
     return _time_inference(b, run, warm, utt)
 

@@ -243,12 +243,9 @@ class TorchBackend:
 
     # -- export -----------------------------------------------------------------
     def export(self, path: Path, fmt: str, example: Batch, int8: bool = False) -> dict:
-        import json
-
-        from ...transcribe import ONNX_CONFIG_KEY
+        from ...onnx_contract import config_metadata
         from .export import export_onnx
 
         if fmt != "onnx":
             raise ValueError(f"the torch backend exports 'onnx', not {fmt!r}")
-        metadata = {ONNX_CONFIG_KEY: json.dumps(self.cfg.to_dict())}
-        return export_onnx(self.model, path, example, metadata, int8=int8)
+        return export_onnx(self.model, path, example, config_metadata(self.cfg.to_dict()), int8=int8)

@@ -7,14 +7,12 @@ import os
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from ... import onnx_contract as contract
+from ...atomic import atomic_output
 from ...data.dataset import Batch
 from .model import DeepSpeech2, RNNLayer
-
-ONNX_INPUTS = ["features", "feature_lengths"]
-ONNX_OUTPUTS = ["log_probs", "output_lengths"]
 
 
 def export_onnx(model: DeepSpeech2, path: str | Path, example: Batch, metadata: dict[str, str] | None = None,
@@ -25,52 +23,42 @@ def export_onnx(model: DeepSpeech2, path: str | Path, example: Batch, metadata: 
     ``int8``: ONNX Runtime's dynamic quantization of the LSTMs and matrix products (int8 weights,
     activations quantized per call), the fastest engine on one CPU core."""
     import onnx
-    import onnxruntime as ort
 
     model = model.eval().cpu()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     features = torch.from_numpy(example.features)
     lengths = torch.from_numpy(example.feature_lengths)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.onnx")
-    # The RNN modules themselves (bidirectional, packed when masked) become one ONNX LSTM/GRU
-    # per layer, which ONNX Runtime runs faster than the CPU path's one-direction calls.
-    saved, RNNLayer.use_packed = RNNLayer.use_packed, True
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter warns about RNN batch sizes
-            torch.onnx.export(
-                model, (features, lengths), str(tmp), dynamo=False, opset_version=opset,
-                input_names=ONNX_INPUTS, output_names=ONNX_OUTPUTS,
-                dynamic_axes={"features": {0: "batch", 2: "time"}, "feature_lengths": {0: "batch"},
-                              "log_probs": {0: "batch", 1: "frames"}, "output_lengths": {0: "batch"}})
-    finally:
-        RNNLayer.use_packed = saved
-    quantization = "int8-dynamic" if int8 else None
-    if int8:
-        from ...transcribe import ONNX_QUANTIZATION_KEY
-
-        fp32, tmp = tmp, tmp.with_name(tmp.name.replace(".tmp.onnx", ".int8.tmp.onnx"))
+    quantization = contract.INT8_DYNAMIC if int8 else None
+    with atomic_output(path, ".onnx") as tmp:
+        # The RNN modules themselves (bidirectional, packed when masked) become one ONNX LSTM/GRU
+        # per layer, which ONNX Runtime runs faster than the CPU path's one-direction calls.
+        saved, RNNLayer.use_packed = RNNLayer.use_packed, True
         try:
-            quantize_int8(fp32, tmp)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the TorchScript exporter warns about RNN batch sizes
+                torch.onnx.export(model, (features, lengths), str(tmp), dynamo=False, opset_version=opset,
+                                  input_names=contract.INPUTS, output_names=contract.OUTPUTS,
+                                  dynamic_axes=contract.DYNAMIC_AXES)
         finally:
-            fp32.unlink(missing_ok=True)
-        metadata = {**(metadata or {}), ONNX_QUANTIZATION_KEY: quantization}
-    if metadata:
-        proto = onnx.load(str(tmp))
-        for key, value in metadata.items():
-            proto.metadata_props.add(key=key, value=value)
-        onnx.save(proto, str(tmp))
-    os.replace(tmp, path)
+            RNNLayer.use_packed = saved
+        if int8:
+            fp32 = tmp.with_name(tmp.name.replace(".tmp.onnx", ".fp32.tmp.onnx"))
+            os.replace(tmp, fp32)
+            try:
+                quantize_int8(fp32, tmp)
+            finally:
+                fp32.unlink(missing_ok=True)
+            metadata = {**(metadata or {}), contract.QUANTIZATION_KEY: quantization}
+        if metadata:
+            proto = onnx.load(str(tmp))
+            for key, value in metadata.items():
+                proto.metadata_props.add(key=key, value=value)
+            onnx.save(proto, str(tmp))
     with torch.inference_mode():
         expected, expected_lengths = model(features, lengths)
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got, got_lengths = session.run(None, {"features": example.features, "feature_lengths": example.feature_lengths})
-    if not np.array_equal(got_lengths, expected_lengths.numpy()):
-        raise RuntimeError(f"{path}: ONNX output lengths {got_lengths} differ from PyTorch {expected_lengths}")
-    diff = 0.0
-    for i, n in enumerate(got_lengths):
-        diff = max(diff, float(np.abs(got[i, :n] - expected[i, :n].numpy()).max()))
+    diff = contract.compare(path, example.features, example.feature_lengths, expected.numpy(),
+                            expected_lengths.numpy(), "PyTorch")
     return {"path": str(path), "format": "onnx", "max_abs_diff": diff, "batch": len(example),
             "bytes": path.stat().st_size, "quantization": quantization}
 
