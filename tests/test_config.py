@@ -1,7 +1,6 @@
 import pytest
 
-from deepspeech2.config import Config, ConfigError, load_config, parse_overrides
-from deepspeech2.recipes import config_path
+from deepspeech2.config import Config, ConfigError, config_path, load_config, parse_overrides
 
 
 def test_overrides_are_parsed_as_yaml_values():

@@ -3,8 +3,7 @@ import pytest
 import torch
 
 from deepspeech2.backends.torch.model import DeepSpeech2, RNNLayer, count_parameters
-from deepspeech2.config import ModelConfig, load_config
-from deepspeech2.recipes import config_path
+from deepspeech2.config import ModelConfig, config_path, load_config
 
 
 def test_official_network_has_86_6_million_parameters():

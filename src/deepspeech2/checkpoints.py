@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import Config, load_config
+from .config import OFFICIAL_CONFIG, Config, load_config
 
-OFFICIAL_CONFIG = Path(__file__).parent / "configs" / "mindspore_official.yaml"
 MINDSPORE_MISSING = ("MindSpore checkpoints need MindSpore: pip install 'deepspeech2[mindspore]' "
                      "(mindspore==2.10.0, numpy<2)")
 

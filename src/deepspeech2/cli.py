@@ -83,8 +83,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     if args.nproc and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
         launch_distributed(args.nproc, _without_nproc(args.argv[1:]))
-    from .config import load_config
-    from .recipes import config_path
+    from .config import config_path, load_config
     from .train import train
 
     if args.resume:

@@ -16,7 +16,12 @@ from typing import Any
 
 import yaml
 
+from .atomic import atomic_write_text
 from .audio import FeatureSpec
+
+CONFIG_DIR = Path(__file__).parent / "configs"  # the packaged configs (``config_path`` names them)
+# The network of the official MindSpore checkpoint (and of a .ckpt without a config inside).
+OFFICIAL_CONFIG = CONFIG_DIR / "mindspore_official.yaml"
 
 
 class ConfigError(ValueError):
@@ -318,6 +323,16 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def save_config(cfg: Config, path: str | Path) -> None:
-    from .data.manifest import atomic_write_text
-
     atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+
+def config_path(name_or_path: str) -> Path:
+    """A config file path, or the name of a packaged config (``mini``, ``fsdd``…)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    packaged = CONFIG_DIR / f"{name_or_path.removesuffix('.yaml')}.yaml"
+    if packaged.is_file():
+        return packaged
+    names = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+    raise FileNotFoundError(f"config {name_or_path!r} not found; packaged configs: {names}")

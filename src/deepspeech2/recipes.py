@@ -13,23 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import atomic_write_text
-from .config import load_config
+from .config import config_path, load_config
 from .data.formats import read_any_manifest
 from .data.manifest import write_manifest
-
-CONFIG_DIR = Path(__file__).parent / "configs"
-
-
-def config_path(name_or_path: str) -> Path:
-    """A config file path, or the name of a packaged config (``mini``, ``fsdd``…)."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    packaged = CONFIG_DIR / f"{name_or_path.removesuffix('.yaml')}.yaml"
-    if packaged.is_file():
-        return packaged
-    names = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
-    raise FileNotFoundError(f"config {name_or_path!r} not found; packaged configs: {names}")
 
 
 @dataclass
@@ -38,6 +24,7 @@ class Manifests:
     dev: Path
     tests: dict[str, Path] = field(default_factory=dict)
     config: str | None = None  # the config the data calls for, when it is not the recipe's
+    int8: bool = False  # also export an int8 ONNX model (model.int8.onnx)
 
 
 def _prepare_mini(out: Path, data: str | None, options: dict) -> Manifests:
@@ -82,10 +69,19 @@ def _prepare_librispeech(out: Path, data: str | None, options: dict) -> Manifest
                      config="librispeech960" if big else "librispeech100")
 
 
+def _prepare_english(out: Path, data: str | None, options: dict) -> Manifests:
+    """Options: see ``data.english.prepare_english`` (sizes of the synthetic corpus)."""
+    from .data.english import prepare_english
+
+    paths = prepare_english(out, data or "../shared/data", **options)
+    return Manifests(paths.pop("train"), paths.pop("dev"), paths, int8=True)
+
+
 RECIPES: dict[str, tuple[str, Callable[[Path, str | None, dict], Manifests]]] = {
     "mini": ("mini", _prepare_mini),
     "fsdd": ("fsdd", _prepare_fsdd),
     "librispeech": ("librispeech100", _prepare_librispeech),
+    "english": ("english", _prepare_english),
 }
 
 
@@ -146,6 +142,12 @@ def run_recipe(name: str, out_dir: str | Path, data: str | None = None, override
         report = export_checkpoint(checkpoint, onnx_path, "onnx", next(iter(manifests.tests.values())),
                                    cfg.data.cache_dir)
         print(f"exported {onnx_path} (max abs difference to PyTorch: {report['max_abs_diff']:.2e})")
+    if manifests.int8:
+        int8_path = out / "model.int8.onnx"
+        if not int8_path.exists() or int8_path.stat().st_mtime < checkpoint.stat().st_mtime:
+            export_checkpoint(checkpoint, int8_path, "onnx", next(iter(manifests.tests.values())),
+                              cfg.data.cache_dir, int8=True)
+            print(f"exported {int8_path} (int8, for ds2 transcribe)")
     timings["export"] = time.time() - started
 
     started = stage("transcribe")

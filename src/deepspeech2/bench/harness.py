@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import Config, load_config
+from ..config import Config, config_path, load_config
 from ..data.dataset import Batch
 from ..text import Alphabet
 from .flops import training_flops
@@ -138,8 +138,6 @@ class Bench:
     # configs
     def config(self, base: str = "mindspore_official", overrides: list[str] | None = None, batch_size: int = 20,
                threads: int | None = None, precision: str = "fp32", backend: str = "torch") -> Config:
-        from ..recipes import config_path
-
         cfg = load_config(config_path(base), overrides)
         if self.w.tiny:  # the same rows with a model small enough for the test
             layers = 2 if cfg.model.rnn_layers >= 5 else 1
