@@ -78,16 +78,19 @@ class Transcriber:
 
     def transcribe(self, path: str | Path) -> dict:
         """{"path", "text", "duration", "words": [{"word", "start", "end"}]} for one file."""
-        samples = load_audio(path, self.spec.sample_rate)
+        return {"path": str(path), **self.transcribe_samples(load_audio(path, self.spec.sample_rate))}
+
+    def transcribe_samples(self, samples: np.ndarray) -> dict:
+        """{"text", "duration", "words"} of mono float32 samples at the model's sample rate."""
         texts, words = [], []
         for offset, chunk in self._chunks(samples):
             features = spectrogram(chunk, self.spec)[None]
             batch = Batch(features, np.array([features.shape[2]], dtype=np.int64), np.zeros((1, 1), np.int64),
-                          np.zeros(1, np.int64), [""], [str(path)])
+                          np.zeros(1, np.int64), [""], [""])
             log_probs, lengths = self.log_probs(batch)
             texts.append(greedy_decode(log_probs, lengths, self.alphabet)[0])
             words += greedy_words(log_probs[0, : int(lengths[0])], self.alphabet, self.frame_seconds, offset)
-        return {"path": str(path), "text": " ".join(t for t in texts if t),
+        return {"text": " ".join(t for t in texts if t),
                 "duration": round(len(samples) / self.spec.sample_rate, 3),
                 "words": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(w).items()}
                           for w in words]}
