@@ -108,13 +108,13 @@ def _for_backend(checkpoint: str | None, backend: str | None) -> str | None:
     """``checkpoint``, or when it is the other backend's, a converted temporary copy (as ``ds2 convert``)."""
     if not checkpoint or not backend:
         return checkpoint
-    from .backends.mindspore.convert import as_backend
+    from .checkpoints import as_backend
 
     return str(as_backend(checkpoint, backend))
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from .recipes import evaluate_checkpoint, evaluate_onnx
+    from .evaluate import evaluate_checkpoint, evaluate_onnx
 
     if bool(args.checkpoint) == bool(args.onnx):
         raise SystemExit("ds2 eval needs exactly one of --checkpoint C or --onnx M")
@@ -130,7 +130,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from .recipes import export_checkpoint
+    from .export import export_checkpoint
 
     if args.int8 and args.format != "onnx":
         raise SystemExit(f"ds2 export --int8: int8 quantization is for --format onnx, not {args.format}")
@@ -158,7 +158,7 @@ def cmd_transcribe(args: argparse.Namespace) -> None:
 
 
 def cmd_convert(args: argparse.Namespace) -> None:
-    from .backends.mindspore.convert import convert_checkpoint
+    from .checkpoints import convert_checkpoint
 
     report = convert_checkpoint(args.source, args.dest)
     print(f"{report['source']} -> {report['dest']} ({report['parameters']:,} parameters)")
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = list(args.overrides or []) + extra
     try:
         args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError) as e:
+    except (ConfigError, OSError, ValueError) as e:  # OSError: a missing file, a full disk
         print(f"ds2 {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .safe_load import open_onnx_session
+
 INPUTS = ["features", "feature_lengths"]
 OUTPUTS = ["log_probs", "output_lengths"]
 DYNAMIC_AXES = {"features": {0: "batch", 2: "time"}, "feature_lengths": {0: "batch"},
@@ -41,7 +43,8 @@ def open_session(path: str | Path, threads: int = 0, inter_threads: int = 0):
         options.intra_op_num_threads = threads
     if inter_threads:
         options.inter_op_num_threads = inter_threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    # safe_load: a missing, truncated or foreign file is an error naming it, not onnxruntime's trace.
+    return open_onnx_session(path, options, providers=["CPUExecutionProvider"])
 
 
 def run(session, features: np.ndarray, feature_lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

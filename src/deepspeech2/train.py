@@ -32,7 +32,7 @@ from .config import Config, TrainConfig, save_config
 from .data.augment import Augmenter
 from .data.augment import enabled as augment_enabled
 from .data.dataset import BucketBatchSampler, SkipReport, load_dataset, padding_fraction
-from .data.features import FeatureCache
+from .data.features import FeatureCache, default_cache_dir
 from .data.manifest import atomic_write_text
 from .evaluate import decode_dataset, score
 from .progress import bar
@@ -87,10 +87,6 @@ def _broadcast(backend, value):
     return backend.broadcast(value) if hasattr(backend, "broadcast") else value
 
 
-def default_cache_dir(cfg: Config) -> str:
-    return cfg.data.cache_dir or os.environ.get("DS2_CACHE") or str(Path.home() / ".cache" / "deepspeech2" / "features")
-
-
 def _link_or_copy(src: Path, dst: Path) -> None:
     tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
     tmp.unlink(missing_ok=True)
@@ -101,6 +97,10 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
         shutil.copyfile(src, tmp)
     os.replace(tmp, dst)
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (the message says which, why, and what is left)."""
 
 
 class Run:
@@ -121,12 +121,25 @@ class Run:
 
     def save(self, backend, progress: Progress, epoch: int, step: int, best: bool = False) -> Path:
         path = self.dir / f"DeepSpeech-{epoch}_{step}{self.suffix}"
-        backend.save(path, asdict(progress))
-        _link_or_copy(path, self.last)
-        if best:
-            _link_or_copy(path, self.best)
+        try:
+            backend.save(path, asdict(progress))
+            _link_or_copy(path, self.last)
+            if best:
+                _link_or_copy(path, self.best)
+        except OSError as e:  # a full disk, a quota: every write is atomic, so nothing older was touched
+            kept = (f"{self.last.name} (the checkpoint before) is intact" if self.last.exists()
+                    else "no checkpoint had been written yet")
+            raise CheckpointWriteError(f"{path}: could not write the checkpoint: {e.strerror or e}; {kept}. "
+                                       f"Free some space, then continue with: ds2 train --resume {self.dir}") from e
         self._prune()
         return path
+
+    def remove_stale_temporaries(self) -> int:
+        """Delete the temporary files of writes a killed run left half done; return how many."""
+        stale = [p for p in self.dir.glob(".*.tmp*") if p.is_file()]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return len(stale)
 
     def _prune(self) -> None:
         if self.keep <= 0:
@@ -194,6 +207,8 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: st
     main_process = rank == 0
     log = print if main_process else (lambda *a, **k: None)
     run = Run(out_dir, backend.checkpoint_suffix, t.keep_checkpoints)
+    if main_process:
+        run.remove_stale_temporaries()
     progress = Progress()
     if t.freeze:  # before a resume restores the optimizer, which holds only the trainable parameters
         frozen = backend.freeze(t.freeze)

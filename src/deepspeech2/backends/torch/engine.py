@@ -13,10 +13,12 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ...atomic import atomic_output
 from ...config import Config
 from ...data.dataset import Batch
+from ...safe_load import ModelFileError, load_torch_file
 from ...text import Alphabet
-from ..base import check_parameter_shapes
+from ..common import check_parameter_shapes, frozen_parameters, optimizer_choice
 from .model import DeepSpeech2, count_parameters
 
 CHECKPOINT_FORMAT = "deepspeech2-torch"
@@ -37,15 +39,10 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
 
 
 def load_checkpoint_file(path: str | Path) -> dict:
-    """Read a .pt checkpoint without executing code (weights_only)."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: checkpoint not found") from None
-    except Exception as e:
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({e})") from None
+    """Read a .pt checkpoint without executing code (safe_load: weights_only, errors naming the file)."""
+    ckpt = load_torch_file(path, "PyTorch checkpoint")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a deepspeech2 PyTorch checkpoint (no format tag {CHECKPOINT_FORMAT!r})")
+        raise ModelFileError(f"{path}: not a deepspeech2 PyTorch checkpoint (no format tag {CHECKPOINT_FORMAT!r})")
     return ckpt
 
 
@@ -102,19 +99,13 @@ class TorchBackend:
     def _build_optimizer(self) -> torch.optim.Optimizer:
         t = self.cfg.train
         params = [p for p in self.model.parameters() if p.requires_grad]
-        if t.optimizer == "adam":
-            return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
-        if t.optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
-        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, nesterov=True, weight_decay=t.weight_decay)
+        kind, options = optimizer_choice(t)
+        optimizers = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+        return optimizers[kind](params, lr=t.lr, **options)
 
     def freeze(self, prefixes: list[str]) -> list[str]:
         """Keep parameters whose names start with one of ``prefixes`` fixed."""
-        frozen = [n for n, p in self.model.named_parameters() if any(n.startswith(x) for x in prefixes)]
-        unknown = [x for x in prefixes if not any(n.startswith(x) for n in frozen)]
-        if unknown:
-            names = sorted({n.rsplit(".", 1)[0] for n, _ in self.model.named_parameters()})
-            raise ValueError(f"train.freeze: {unknown} match no parameter; layers are: {', '.join(names)}")
+        frozen = frozen_parameters([n for n, _ in self.model.named_parameters()], prefixes)
         for n, p in self.model.named_parameters():
             if n in frozen:
                 p.requires_grad_(False)
@@ -215,11 +206,9 @@ class TorchBackend:
             "rng": rng,
             "progress": progress,
         }
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        # A failed write (a full disk) removes its temporary file and leaves ``path`` as it was.
+        with atomic_output(path) as tmp:
+            torch.save(state, tmp)
 
     def load(self, path: Path, training_state: bool = True) -> dict:
         ckpt = load_checkpoint_file(path)
