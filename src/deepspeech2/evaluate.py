@@ -1,4 +1,8 @@
-"""Evaluation: greedy decoding of a manifest, per-utterance Ref/Hyp, corpus WER/CER."""
+"""Evaluation: greedy decoding of a manifest, per-utterance Ref/Hyp, corpus WER/CER.
+
+``evaluate`` scores any model with ``cfg`` and ``log_probs(batch)`` (a backend, or an ONNX
+Runtime session through ``Transcriber``); ``evaluate_checkpoint`` and ``evaluate_onnx`` are
+``ds2 eval``'s two entry points."""
 
 from __future__ import annotations
 
@@ -9,11 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_write_text
-from .data.dataset import SpeechDataset
+from .checkpoints import load_backend
+from .data.dataset import SkipReport, SpeechDataset, load_dataset
+from .data.features import FeatureCache, default_cache_dir
 from .decoding import greedy_decode
 from .metrics import ErrorRates
 from .progress import bar as progress_bar
 from .text import Alphabet
+from .transcribe import Transcriber
 
 
 def decode_dataset(backend, dataset: SpeechDataset, batch_size: int = 32, progress: bool = True,
@@ -61,4 +68,43 @@ def evaluate(backend, dataset: SpeechDataset, out_dir: str | Path | None = None,
         atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     print(f"{name + ': ' if name else ''}WER {100 * rates.wer:.2f} % CER {100 * rates.cer:.2f} % "
           f"({rates.utterances} utterances, {rates.words} words)")
+    return results
+
+
+def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, out_dir: str | Path | None,
+                        cache_dir: str | None = None, name: str = "", verbose: bool = True,
+                        batch_size: int = 32, int8: bool = False) -> dict:
+    """``ds2 eval``: a checkpoint (either backend; ``int8``: torch int8 dynamic quantization) on ``manifest``."""
+    cfg, backend = load_backend(checkpoint, cache_dir)
+    if int8:
+        from .backends.base import quantize_int8
+
+        try:
+            quantize_int8(backend)
+        except ValueError as e:
+            raise SystemExit(f"{checkpoint}: {e}") from None
+    return evaluate_model(backend, cfg, manifest, out_dir, name, verbose, batch_size)
+
+
+def evaluate_onnx(model: str | Path, manifest: str | Path, out_dir: str | Path | None, cache_dir: str | None = None,
+                  name: str = "", verbose: bool = True, batch_size: int = 32) -> dict:
+    """``ds2 eval --onnx``: an exported model (fp32 or int8) on ONNX Runtime, scored as a checkpoint is."""
+    transcriber = Transcriber.from_onnx(model)
+    cfg = transcriber.cfg
+    if cache_dir:
+        cfg.data.cache_dir = str(cache_dir)
+    return evaluate_model(transcriber, cfg, manifest, out_dir, name, verbose, batch_size)
+
+
+def evaluate_model(model, cfg, manifest: str | Path, out_dir: str | Path | None, name: str, verbose: bool,
+                   batch_size: int) -> dict:
+    """Score ``model`` (anything with ``cfg`` and ``log_probs(batch)``) on ``manifest``."""
+    report = SkipReport()
+    dataset = load_dataset(manifest, cfg, FeatureCache(default_cache_dir(cfg), cfg.audio.feature_spec()), report)
+    if out_dir is not None and report.items:
+        report.write(Path(out_dir) / "skipped.jsonl")
+    results = evaluate(model, dataset, out_dir, batch_size, verbose=verbose, name=name)
+    results["skipped"] = len(report.items)
+    if out_dir is not None:
+        atomic_write_text(Path(out_dir) / "results.json", json.dumps(results, indent=2) + "\n")
     return results

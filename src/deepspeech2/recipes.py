@@ -16,6 +16,8 @@ from .atomic import atomic_write_text
 from .config import config_path, load_config
 from .data.formats import read_any_manifest
 from .data.manifest import write_manifest
+from .evaluate import evaluate_checkpoint
+from .export import export_checkpoint
 
 
 @dataclass
@@ -170,80 +172,3 @@ def run_recipe(name: str, out_dir: str | Path, data: str | None = None, override
               f"({r['num_utterances']} utterances) -> {out / split / 'results.json'}")
     print(f"{'model':>20}: {checkpoint} and {onnx_path}\n{'summary':>20}: {out / 'summary.json'}")
     return summary
-
-
-def _backend_for_checkpoint(checkpoint: str | Path, cache_dir: str | None = None):
-    from .backends.base import create_backend
-    from .checkpoints import read_config
-
-    cfg = read_config(checkpoint)
-    if cache_dir:
-        cfg.data.cache_dir = str(cache_dir)
-    backend = create_backend(cfg, "cpu" if cfg.train.device == "auto" else None)
-    backend.load(Path(checkpoint), training_state=False)
-    return cfg, backend
-
-
-def evaluate_checkpoint(checkpoint: str | Path, manifest: str | Path, out_dir: str | Path | None,
-                        cache_dir: str | None = None, name: str = "", verbose: bool = True,
-                        batch_size: int = 32, int8: bool = False) -> dict:
-    cfg, backend = _backend_for_checkpoint(checkpoint, cache_dir)
-    if int8:
-        from .backends.base import quantize_int8
-
-        try:
-            quantize_int8(backend)
-        except ValueError as e:
-            raise SystemExit(f"{checkpoint}: {e}") from None
-    return _evaluate_model(backend, cfg, manifest, out_dir, name, verbose, batch_size)
-
-
-def evaluate_onnx(model: str | Path, manifest: str | Path, out_dir: str | Path | None, cache_dir: str | None = None,
-                  name: str = "", verbose: bool = True, batch_size: int = 32) -> dict:
-    """``ds2 eval --onnx``: an exported model (fp32 or int8) on ONNX Runtime, scored as a checkpoint is."""
-    from .transcribe import Transcriber
-
-    transcriber = Transcriber.from_onnx(model)
-    cfg = transcriber.cfg
-    if cache_dir:
-        cfg.data.cache_dir = str(cache_dir)
-    return _evaluate_model(transcriber, cfg, manifest, out_dir, name, verbose, batch_size)
-
-
-def _evaluate_model(model, cfg, manifest: str | Path, out_dir: str | Path | None, name: str, verbose: bool,
-                    batch_size: int) -> dict:
-    """Score ``model`` (anything with ``cfg`` and ``log_probs(batch)``) on ``manifest``."""
-    from .data.dataset import SkipReport, load_dataset
-    from .data.features import FeatureCache
-    from .evaluate import evaluate
-    from .train import default_cache_dir
-
-    report = SkipReport()
-    dataset = load_dataset(manifest, cfg, FeatureCache(default_cache_dir(cfg), cfg.audio.feature_spec()), report)
-    if out_dir is not None and report.items:
-        report.write(Path(out_dir) / "skipped.jsonl")
-    results = evaluate(model, dataset, out_dir, batch_size, verbose=verbose, name=name)
-    results["skipped"] = len(report.items)
-    if out_dir is not None:
-        atomic_write_text(Path(out_dir) / "results.json", json.dumps(results, indent=2) + "\n")
-    return results
-
-
-def export_checkpoint(checkpoint: str | Path, out: str | Path, fmt: str, manifest: str | Path | None = None,
-                      cache_dir: str | None = None, num_examples: int = 4, int8: bool = False) -> dict:
-    """Export, checking the exported model on real features from ``manifest`` (or the
-    checkpoint's dev manifest). ``int8``: ONNX with int8 dynamic quantization."""
-    from .data.dataset import SkipReport, load_dataset
-    from .data.features import FeatureCache
-    from .train import default_cache_dir
-
-    cfg, backend = _backend_for_checkpoint(checkpoint, cache_dir)
-    manifest = manifest or cfg.data.dev_manifest
-    if not manifest or not Path(manifest).exists():
-        raise SystemExit("export needs real audio to check the exported model: give --manifest M")
-    dataset = load_dataset(manifest, cfg, FeatureCache(default_cache_dir(cfg), cfg.audio.feature_spec()),
-                           SkipReport())
-    # Utterances of different lengths, so that padding and masking are checked too.
-    order = sorted(range(len(dataset)), key=lambda i: dataset.frames[i])
-    picks = sorted({order[round(k * (len(order) - 1) / max(1, num_examples - 1))] for k in range(num_examples)})
-    return backend.export(Path(out), fmt, dataset.batch(picks), int8=int8)

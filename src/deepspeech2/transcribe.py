@@ -39,14 +39,12 @@ class Transcriber:
         with int8 dynamic quantization, CPU) or ``auto``: the fastest, int8 for a PyTorch
         model on CPU (at the official size 2.5x faster than fp32 PyTorch or ONNX Runtime;
         +0.07 / +0.48 WER points on the mini corpus's two test sets), else fp32."""
-        from .backends.base import create_backend, quantize_int8
-        from .checkpoints import read_config
+        from .backends.base import quantize_int8
+        from .checkpoints import load_backend
 
         if engine not in ENGINES:
             raise ValueError(f"engine {engine!r}: choose one of {', '.join(ENGINES)}")
-        cfg = read_config(path)
-        backend = create_backend(cfg, device or "cpu")
-        backend.load(Path(path), training_state=False)
+        cfg, backend = load_backend(path, device=device or "cpu")
         on_cpu = getattr(getattr(backend, "device", None), "type", "") == "cpu"
         if engine == "int8" or (engine == "auto" and on_cpu and hasattr(backend, "quantize_int8")):
             quantize_int8(backend)

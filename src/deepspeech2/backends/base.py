@@ -13,6 +13,7 @@ import numpy as np
 
 from ..config import Config
 from ..data.dataset import Batch
+from .common import CheckpointMismatch, check_parameter_shapes  # noqa: F401  (importers' old home)
 
 
 class Backend(Protocol):
@@ -46,28 +47,6 @@ class Backend(Protocol):
     # Optional, for data-parallel backends: ``rank`` and ``world_size`` attributes and
     # ``barrier()`` / ``broadcast(value)``; the training loop treats a backend without
     # them as a single process.
-
-
-class CheckpointMismatch(ValueError):
-    """A checkpoint whose parameters do not fit the configured network."""
-
-    def __init__(self, path: str, missing: list[str], unexpected: list[str], misshaped: list[str]):
-        parts = [f"{path} does not fit the configured network:"]
-        for title, names in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
-            if names:
-                shown = ", ".join(names[:12]) + (f" … (+{len(names) - 12})" if len(names) > 12 else "")
-                parts.append(f"  {title} ({len(names)}): {shown}")
-        super().__init__("\n".join(parts))
-
-
-def check_parameter_shapes(path: str, expected: dict[str, tuple], found: dict[str, tuple]) -> None:
-    """Raise CheckpointMismatch unless ``found`` has exactly the names and shapes of ``expected``."""
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-    misshaped = [f"{k} {tuple(found[k])} vs {tuple(shape)}" for k, shape in expected.items()
-                 if k in found and tuple(found[k]) != tuple(shape)]
-    if missing or unexpected or misshaped:
-        raise CheckpointMismatch(path, missing, unexpected, misshaped)
 
 
 def quantize_int8(backend: Backend) -> None:

@@ -21,6 +21,11 @@ from ..audio import AudioError, FeatureSpec, load_features
 from ..progress import bar as progress_bar
 
 
+def default_cache_dir(cfg) -> str:
+    """The feature cache of a config: ``data.cache_dir``, else $DS2_CACHE, else ~/.cache/deepspeech2/features."""
+    return cfg.data.cache_dir or os.environ.get("DS2_CACHE") or str(Path.home() / ".cache" / "deepspeech2" / "features")
+
+
 def _compute(job: tuple[str, str, FeatureSpec]) -> tuple[str, str | None]:
     audio_path, cache_path, spec = job
     try:

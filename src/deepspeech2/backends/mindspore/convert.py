@@ -1,4 +1,4 @@
-"""MindSpore <-> PyTorch: parameter names, and whole checkpoint files (``ds2 convert``).
+"""MindSpore <-> PyTorch: parameter names and the weights one network gives the other.
 
 The two networks hold the same tensors in the same layouts: MindSpore 2.x's nn.LSTM
 and nn.GRU keep PyTorch's gate order (LSTM i, f, g, o; GRU r, z, n) and PyTorch's
@@ -6,7 +6,7 @@ separate input and hidden biases, its Conv2d and Dense weights are (out, in, …
 PyTorch, and BatchNorm's gamma/beta/moving_mean/moving_variance are PyTorch's
 weight/bias/running_mean/running_var (MindSpore's momentum 0.9 is PyTorch's 0.1). So
 converting is renaming; ``tests/test_mindspore_convert.py`` checks that both networks
-then give the same log-probabilities.
+then give the same log-probabilities. Whole files are converted by ``checkpoints.convert_checkpoint``.
 
 MindSpore 1.x (the course ran 1.6) saved nn.LSTM's weights from parameter tuples as
 ``w_ih_list.N``, ``w_hh_list.N``, ``b_ih_list.N``, ``b_hh_list.N`` (N = layer *
@@ -16,10 +16,7 @@ directions + direction); ``normalize_mindspore_names`` maps them to 2.x's
 
 from __future__ import annotations
 
-import atexit
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -99,49 +96,27 @@ def as_torch_tensors(state: dict[str, np.ndarray]) -> dict:
     return {k: torch.from_numpy(np.array(v)) for k, v in state.items()}
 
 
-def convert_checkpoint(source: str | Path, dest: str | Path) -> dict:
-    """A MindSpore .ckpt -> a PyTorch .pt, or back; weights and config (the backend set to
-    the new format's), not the optimizer state. Returns {"source", "dest", "parameters"}."""
-    from ...checkpoints import backend_of, read_config
+def initial_parameters(cfg: Config, num_classes: int) -> dict[str, np.ndarray]:
+    """The PyTorch backend's initial weights for ``cfg`` and its seed (PyTorch's default initialisers,
+    drawn by PyTorch) under MindSpore's names, so that ``--backend torch`` and ``--backend mindspore``
+    start from the same network; torch's generator state is given back."""
+    import torch
 
-    source, dest = Path(source), Path(dest)
-    src_kind, dst_kind = backend_of(source), backend_of(dest)
-    if src_kind == dst_kind:
-        raise ValueError(f"{source} and {dest} are both {src_kind} checkpoints; convert goes .ckpt <-> .pt")
-    cfg = read_config(source)
-    cfg.backend = dst_kind
-    if dst_kind == "torch":
-        from ..torch.engine import TorchBackend, check_state_dict
-        from .engine import _split_checkpoint, read_ckpt
+    from ..torch.model import DeepSpeech2
 
-        network, _, _ = _split_checkpoint(read_ckpt(source))
-        state = as_torch_tensors(torch_from_mindspore(network, cfg))
-        backend = TorchBackend(cfg, "cpu")
-        check_state_dict(str(source), backend.model, state)
-        backend.model.load_state_dict(state)
-        backend.save(dest, {})
-    else:
-        from .engine import MindSporeBackend
-
-        backend = MindSporeBackend(cfg, "cpu")
-        backend.load_pretrained(source)
-        backend.save(dest, {})
-    return {"source": str(source), "dest": str(dest), "parameters": backend.num_parameters()}
+    saved = torch.get_rng_state()
+    try:
+        torch.manual_seed(cfg.train.seed)
+        twin = DeepSpeech2(cfg.model, cfg.audio.n_fft // 2 + 1, num_classes)
+    finally:
+        torch.set_rng_state(saved)
+    return mindspore_from_torch({k: v.numpy() for k, v in twin.state_dict().items()}, cfg)
 
 
-def as_backend(path: str | Path, backend: str, workdir: str | Path | None = None) -> Path:
-    """``path`` if it is a ``backend`` checkpoint, else a converted copy in ``workdir``
-    (a new temporary folder by default): how one backend evaluates, exports or fine-tunes
-    the other's checkpoints."""
-    from ...checkpoints import backend_of
+def read_torch_checkpoint(path: str | Path, cfg: Config) -> tuple[dict[str, np.ndarray], dict]:
+    """A PyTorch .pt checkpoint's weights under MindSpore's names, and its training progress."""
+    from ..torch.engine import load_checkpoint_file
 
-    path = Path(path)
-    if backend_of(path) == backend:
-        return path
-    if workdir is None:
-        workdir = tempfile.mkdtemp(prefix="ds2-convert-")
-        atexit.register(shutil.rmtree, workdir, ignore_errors=True)
-    folder = Path(workdir)
-    dest = folder / (path.stem + (".pt" if backend == "torch" else ".ckpt"))
-    convert_checkpoint(path, dest)
-    return dest
+    ckpt = load_checkpoint_file(path)
+    state = {k: v.numpy() for k, v in ckpt["model"].items()}
+    return mindspore_from_torch(state, cfg), ckpt.get("progress") or {}

@@ -26,10 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ...atomic import atomic_output
 from ...config import Config
 from ...data.dataset import Batch
 from ...text import Alphabet
-from ..base import check_parameter_shapes
+from ..common import check_parameter_shapes, frozen_parameters, optimizer_choice
 
 CHECKPOINT_FORMAT = "deepspeech2-mindspore"
 META_PREFIX = "deepspeech2_"
@@ -163,20 +164,10 @@ class MindSporeBackend:
     def _initialise(self) -> None:
         """The PyTorch backend's initial weights for this config and seed (PyTorch's default
         initialisers, drawn by PyTorch), so that ``--backend torch`` and ``--backend
-        mindspore`` start from the same network; the generator's state is given back."""
-        import torch
+        mindspore`` start from the same network (``convert.initial_parameters``)."""
+        from .convert import initial_parameters
 
-        from ..torch.model import DeepSpeech2 as TorchDeepSpeech2
-        from .convert import mindspore_from_torch
-
-        saved = torch.get_rng_state()
-        try:
-            torch.manual_seed(self.cfg.train.seed)
-            twin = TorchDeepSpeech2(self.cfg.model, self.cfg.audio.n_fft // 2 + 1, len(self.alphabet))
-        finally:
-            torch.set_rng_state(saved)
-        state = mindspore_from_torch({k: v.numpy() for k, v in twin.state_dict().items()}, self.cfg)
-        self._check_and_load("the PyTorch initialisation", state)
+        self._check_and_load("the PyTorch initialisation", initial_parameters(self.cfg, len(self.alphabet)))
 
     # -- training ---------------------------------------------------------------
     def _build_optimizer(self):
@@ -185,11 +176,9 @@ class MindSporeBackend:
         t = self.cfg.train
         params = [p for p in self.net.trainable_params() if p.name not in self._frozen]
         lr = Parameter(Tensor(self._lr, self.ms.float32), name="learning_rate")
-        if t.optimizer == "adam":
-            return nn.Adam(params, learning_rate=lr, weight_decay=t.weight_decay)
-        if t.optimizer == "adamw":
-            return nn.AdamWeightDecay(params, learning_rate=lr, weight_decay=t.weight_decay)
-        return nn.SGD(params, learning_rate=lr, momentum=t.momentum, nesterov=True, weight_decay=t.weight_decay)
+        kind, options = optimizer_choice(t)
+        optimizers = {"adam": nn.Adam, "adamw": nn.AdamWeightDecay, "sgd": nn.SGD}
+        return optimizers[kind](params, learning_rate=lr, **options)
 
     def _ensure_train_cell(self):
         if self._train_cell is None:
@@ -202,12 +191,7 @@ class MindSporeBackend:
 
     def freeze(self, prefixes: list[str]) -> list[str]:
         """Keep parameters whose names start with one of ``prefixes`` fixed."""
-        names = [p.name for p in self.net.trainable_params()]
-        frozen = [n for n in names if any(n.startswith(x) for x in prefixes)]
-        unknown = [x for x in prefixes if not any(n.startswith(x) for n in frozen)]
-        if unknown:
-            layers = sorted({n.rsplit(".", 1)[0] for n in names})
-            raise ValueError(f"train.freeze: {unknown} match no parameter; layers are: {', '.join(layers)}")
+        frozen = frozen_parameters([p.name for p in self.net.trainable_params()], prefixes)
         for p in self.net.trainable_params():
             if p.name in frozen:
                 p.requires_grad = False
@@ -315,12 +299,10 @@ class MindSporeBackend:
     def _read_any(self, path: Path) -> tuple[dict[str, np.ndarray], dict, dict]:
         """(network, training state, metadata) of a .ckpt, or of a PyTorch .pt converted."""
         if Path(path).suffix == ".pt":
-            from ..torch.engine import load_checkpoint_file
-            from .convert import mindspore_from_torch
+            from .convert import read_torch_checkpoint
 
-            ckpt = load_checkpoint_file(path)
-            state = {k: v.numpy() for k, v in ckpt["model"].items()}
-            return mindspore_from_torch(state, self.cfg), {}, {"progress": ckpt.get("progress") or {}}
+            network, progress = read_torch_checkpoint(path, self.cfg)
+            return network, {}, {"progress": progress}
         params = read_ckpt(path)
         network, state, meta = _split_checkpoint(params)
         if "progress" in meta:
@@ -360,14 +342,11 @@ def write_ckpt(path: str | Path, entries: list[dict], meta: dict[str, str]) -> N
     """Write ``entries`` ({"name", "data"}) and ``meta`` strings atomically to a .ckpt."""
     import mindspore as ms
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.ckpt")
     data = [{"name": e["name"], "data": e["data"] if isinstance(e["data"], ms.Tensor) else ms.Tensor(e["data"])}
             for e in entries]
-    ms.save_checkpoint(data, str(tmp), append_dict={META_PREFIX + k: v for k, v in meta.items()})
-    os.chmod(tmp, 0o644)  # MindSpore writes 0o400; checkpoints are replaced, pruned and copied like .pt files
-    os.replace(tmp, path)
+    # MindSpore writes 0o400; checkpoints are replaced, pruned and copied like .pt files.
+    with atomic_output(path, ".ckpt", mode=0o644) as tmp:
+        ms.save_checkpoint(data, str(tmp), append_dict={META_PREFIX + k: v for k, v in meta.items()})
 
 
 def official_config_note(path: str | Path) -> None:
