@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -132,6 +133,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from .export import export_checkpoint
 
+    if args.streaming:
+        from .serve.streaming import export_streaming
+
+        report = export_streaming(args.checkpoint, args.out, int8=args.int8)
+        print(f"exported {report['path']} (streaming, {report['bytes'] / 1e6:.1f} MB{', int8' * args.int8}); "
+              f"checked by streaming noise: max abs difference to PyTorch {report['max_abs_diff']:.2e}")
+        return
     if args.int8 and args.format != "onnx":
         raise SystemExit(f"ds2 export --int8: int8 quantization is for --format onnx, not {args.format}")
     backend = args.backend or ("mindspore" if args.format == "mindir" else None)  # MindIR is MindSpore's
@@ -139,6 +147,18 @@ def cmd_export(args: argparse.Namespace) -> None:
                                args.cache_dir, int8=args.int8)
     print(f"exported {report['path']} ({report['bytes'] / 1e6:.1f} MB{', int8' * args.int8}); checked on "
           f"{report['batch']} utterances: max abs difference to the checkpoint's output {report['max_abs_diff']:.2e}")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from .serve.app import ServeOptions, serve
+
+    model = args.model
+    if not Path(model).exists() and "/" not in model and not model.endswith((".onnx", ".pt", ".ckpt")):
+        model = str(_resolve_model(model))  # a registry name
+    options = ServeOptions(max_upload_bytes=int(args.max_upload_mb * 2**20), max_audio_seconds=args.max_audio_seconds,
+                           allow_long=args.allow_long, max_streams=args.max_streams, idle_timeout=args.idle_timeout,
+                           workers=args.workers or 0, api_key=args.api_key or os.environ.get("DS2_API_KEY"))
+    serve(model, args.host, args.port, options, decoder=args.decoder, engine=args.engine)
 
 
 def cmd_transcribe(args: argparse.Namespace) -> None:
@@ -280,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--cache-dir")
     ex.add_argument("--int8", action="store_true",
                     help="ONNX with int8 dynamic quantization (LSTMs, matrix products): the fastest CPU engine")
+    ex.add_argument("--streaming", action="store_true",
+                    help="ONNX of the streaming step (state inputs/outputs) of a unidirectional model, for ds2 serve")
     ex.add_argument("--backend", choices=["torch", "mindspore"],
                     help="export with this backend (default: the checkpoint's; mindspore for --format mindir)")
     ex.set_defaults(func=cmd_export)
@@ -297,6 +319,24 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--chunk-seconds", type=float,
                     help="cut longer files into chunks of this length (default: the model's data.max_duration)")
     tr.set_defaults(func=cmd_transcribe)
+
+    sv = sub.add_parser("serve", help="HTTP + WebSocket speech recognition with a web page (needs deepspeech2[serve])")
+    sv.add_argument("--model", required=True, help="an ONNX export (fp32, int8, or `ds2 export --streaming`), a "
+                                                   "checkpoint, or a registry name")
+    sv.add_argument("--decoder", help="decoder YAML (beam search + LM); default: greedy")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only; "
+                                                        "0.0.0.0 serves the network)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--workers", type=int, help="inference threads (default: the cores)")
+    sv.add_argument("--api-key", help="require this key on every endpoint (default: $DS2_API_KEY, else none)")
+    sv.add_argument("--engine", choices=["auto", "fp32", "int8"], default="auto",
+                    help="for a checkpoint (see ds2 transcribe); a streaming checkpoint runs fp32")
+    sv.add_argument("--max-upload-mb", type=float, default=50.0, help="larger uploads get 413")
+    sv.add_argument("--max-audio-seconds", type=float, default=600.0, help="longer audio gets 413")
+    sv.add_argument("--allow-long", action="store_true", help="transcribe longer audio in pieces instead of 413")
+    sv.add_argument("--max-streams", type=int, default=32, help="concurrent WebSocket streams; more get 503")
+    sv.add_argument("--idle-timeout", type=float, default=30.0, help="close a stream silent this many seconds")
+    sv.set_defaults(func=cmd_serve)
 
     cv = sub.add_parser("convert", help="convert a checkpoint: MindSpore .ckpt <-> PyTorch .pt")
     cv.add_argument("source", help="a .ckpt (ours, the official one, MindSpore 1.x or 2.x names) or a .pt")
