@@ -62,7 +62,7 @@ def launch_distributed(nproc: int, argv: list[str]) -> None:
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "deepspeech2.train", *argv]
+           "-m", "deepspeech2", "train", *argv]
     print("launching:", " ".join(cmd[2:]), flush=True)
     raise SystemExit(subprocess.call(cmd, env=env))
 

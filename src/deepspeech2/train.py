@@ -424,10 +424,3 @@ def _describe_augment(cfg: Config) -> str:
         parts.append(f"waveform effects on {a.wave_prob:.0%} of utterances ({', '.join(wave)})")
     return "; ".join(parts)
 
-
-if __name__ == "__main__":  # torchrun --nproc-per-node N -m deepspeech2.train --config C ...
-    import sys
-
-    from .cli import main
-
-    sys.exit(main(["train", *sys.argv[1:]]))
