@@ -45,8 +45,9 @@ def refusal(path: str | Path, callables: list[str]) -> UnsafeModelFileError:
     """The error for a file whose pickle would import and call ``callables``."""
     named = ", ".join(callables) if callables else "a Python callable"
     return UnsafeModelFileError(
-        f"{path}: refused, not loaded: reading this file would import and call {named}, which can run any "
-        f"program on this computer. A deepspeech2 checkpoint holds only tensors, numbers and strings, so this "
+        f"{path}: refused, not loaded: reading this file would import and call {named}, and a file that calls "
+        f"functions while it is read can do anything on this computer (run programs, write or delete files). "
+        f"A deepspeech2 checkpoint holds only tensors, numbers and strings, so this "
         f"file was made by something else or altered. Nothing in it was executed. Use a checkpoint written by "
         f"ds2 train or ds2 convert, or ask whoever sent this file for one.")
 
@@ -61,6 +62,13 @@ def load_torch_file(path: str | Path, what: str = "PyTorch checkpoint") -> Any:
 
     path = Path(path)
     _check_exists(path, what)
+    try:
+        # A static disassembly of the pickle: the callables it would import, running nothing.
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception:
+        unsafe = []  # not a zip, or a torn one: torch.load below says which
+    if unsafe:
+        raise refusal(path, sorted(set(unsafe)))
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
