@@ -4,6 +4,7 @@ module that does the work."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -117,8 +118,10 @@ def _for_backend(checkpoint: str | None, backend: str | None) -> str | None:
 def cmd_eval(args: argparse.Namespace) -> None:
     from .evaluate import evaluate_checkpoint, evaluate_onnx
 
-    if bool(args.checkpoint) == bool(args.onnx):
-        raise SystemExit("ds2 eval needs exactly one of --checkpoint C or --onnx M")
+    if sum(map(bool, (args.checkpoint, args.onnx, args.model))) != 1:
+        raise SystemExit("ds2 eval needs exactly one of --checkpoint C, --onnx M or --model NAME")
+    if args.model:
+        args.checkpoint = str(_resolve_model(args.model))
     if args.onnx:
         if args.int8 or args.backend:
             raise SystemExit("ds2 eval --onnx runs the exported model as it is: --int8 and --backend are for "
@@ -164,8 +167,10 @@ def cmd_serve(args: argparse.Namespace) -> None:
 def cmd_transcribe(args: argparse.Namespace) -> None:
     from .transcribe import Transcriber
 
-    if bool(args.checkpoint) == bool(args.onnx):
-        raise SystemExit("ds2 transcribe needs exactly one of --checkpoint C or --onnx M")
+    if sum(map(bool, (args.checkpoint, args.onnx, args.model))) != 1:
+        raise SystemExit("ds2 transcribe needs exactly one of --checkpoint C, --onnx M or --model NAME")
+    if args.model:
+        args.checkpoint = str(_resolve_model(args.model))
     transcriber = (Transcriber.from_onnx(args.onnx, chunk_seconds=args.chunk_seconds) if args.onnx
                    else Transcriber.from_checkpoint(_for_backend(args.checkpoint, args.backend),
                                                     chunk_seconds=args.chunk_seconds, engine=args.engine))
@@ -177,10 +182,45 @@ def cmd_transcribe(args: argparse.Namespace) -> None:
             print(result["text"] if len(args.files) == 1 else f"{path}\t{result['text']}")
 
 
+def _resolve_model(name_or_path: str) -> Path:
+    """``--model``: a registry name (downloaded and converted on first use, saying so on stderr)
+    or a checkpoint path."""
+    from .registry import resolve_model
+
+    return resolve_model(name_or_path)
+
+
+def cmd_models(args: argparse.Namespace) -> None:
+    from . import registry
+
+    if args.models_command == "list":
+        rows = registry.list_models(args.cache_dir)
+        print(json.dumps(rows, indent=1) if args.json else registry.format_models(rows), end="\n" * args.json)
+    elif args.models_command == "download":
+        for name in args.names:
+            print(f"{name}: {registry.download_model(name, args.base_url, args.cache_dir)}")
+    else:
+        name, path = registry.import_model(args.file, args.name, args.cache_dir)
+        print(f"{name}: {path}")
+
+
 def cmd_convert(args: argparse.Namespace) -> None:
+    from .backends.torch.deepspeech_pytorch import convert_deepspeech_pytorch, is_torch_file
     from .checkpoints import convert_checkpoint
 
-    report = convert_checkpoint(args.source, args.dest)
+    source = Path(args.source)
+    if source.suffix in (".ckpt", ".pth") and source.is_file() and is_torch_file(source):
+        if Path(args.dest).suffix != ".pt":
+            raise ValueError(f"{source} is a deepspeech.pytorch checkpoint: convert it to a PyTorch .pt")
+        report = convert_deepspeech_pytorch(source, args.dest)
+        print(f"{source} ({report['format']}) -> {args.dest} ({report['parameters']:,} parameters)")
+        return
+    if source.suffix == ".ckpt" and Path(args.dest).suffix == ".pt" and importlib.util.find_spec("mindspore") is None:
+        from .backends.mindspore.ckpt_file import convert_to_torch_without_mindspore
+
+        report = convert_to_torch_without_mindspore(source, args.dest)  # read by hand: no MindSpore here
+    else:
+        report = convert_checkpoint(args.source, args.dest)
     print(f"{report['source']} -> {report['dest']} ({report['parameters']:,} parameters)")
 
 
@@ -194,6 +234,46 @@ def cmd_run(args: argparse.Namespace) -> None:
         options = {"subsets": args.subsets, "base_url": args.base_url, "checksums": args.checksums, "wav": args.wav,
                    "jobs": args.jobs, "download": not args.no_download}
     run_recipe(args.recipe, args.out, args.root or args.data, args.overrides, options, args.config)
+
+
+def _floats(value: str) -> list[float]:
+    try:
+        return [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {value!r}") from None
+
+
+def _manifest_texts(manifests: list[str] | None) -> set[str]:
+    """Transcripts of manifests whose sentences an LM must not see (dev and test sets)."""
+    from .data.formats import read_any_manifest
+
+    return {u.text for m in manifests or [] for u in read_any_manifest(m)}
+
+
+def cmd_lm(args: argparse.Namespace) -> None:
+    if args.lm_command == "build":
+        from .lm import build_lm
+
+        r = build_lm(args.text, args.out, order=args.order, prune=args.prune or (), unit=args.unit,
+                     exclude=_manifest_texts(args.exclude))
+        counts = ", ".join(f"{n}-grams {c:,}" for n, c in r["ngrams"].items())
+        print(f"{r['arpa']}: {r['unit']} {r['order']}-gram from {r['sentences']:,} sentences ({r['tokens']:,} "
+              f"tokens; {r['skipped_lines']} lines skipped, {r['excluded_lines']} excluded): {counts}")
+    elif args.lm_command == "download":
+        from .lm import LIBRISPEECH_LM_FILES, download_librispeech_lm
+
+        files = args.files.split(",") if args.files else LIBRISPEECH_LM_FILES
+        for name, path in download_librispeech_lm(args.root, files, args.base_url, args.checksums).items():
+            print(f"{name}: {path}")
+    else:
+        from .decoding import load_decoder_config
+        from .tuning import tune_model
+
+        if bool(args.checkpoint) == bool(args.onnx):
+            raise SystemExit("ds2 lm tune needs exactly one of --checkpoint C or --onnx M")
+        base = load_decoder_config(args.decoder) if args.decoder else None
+        tune_model(args.manifest, args.lm, args.out, args.checkpoint, args.onnx, args.alphas, args.betas,
+                   args.trials, args.beam_width, base, args.jobs, args.cache_dir)
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -281,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="evaluate a checkpoint or an exported ONNX model on a manifest (WER/CER)")
     ev.add_argument("--checkpoint", help="a checkpoint (.pt, .ckpt)")
     ev.add_argument("--onnx", help="an exported ONNX model (fp32 or `ds2 export --int8`), run on ONNX Runtime")
+    ev.add_argument("--model", help="a pretrained model by name (`ds2 models list`; downloaded on first use) or a "
+                                    "deepspeech.pytorch .ckpt/.pth")
     ev.add_argument("--manifest", required=True)
     ev.add_argument("--out", help="folder for results.json and utterances.jsonl")
     ev.add_argument("--batch-size", type=int, default=32)
@@ -310,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("files", nargs="+")
     tr.add_argument("--checkpoint", help="a training checkpoint (PyTorch .pt or MindSpore .ckpt)")
     tr.add_argument("--onnx", help="an exported ONNX model (needs no torch)")
+    tr.add_argument("--model", help="a pretrained model by name (`ds2 models list`; downloaded on first use) or a "
+                                    "deepspeech.pytorch .ckpt/.pth")
     tr.add_argument("--json", action="store_true", help="JSON per file with word start/end times")
     tr.add_argument("--engine", choices=["auto", "fp32", "int8"], default="auto",
                     help="for --checkpoint: auto (default) picks the fastest, int8 dynamic quantization for a "
@@ -338,10 +422,29 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--idle-timeout", type=float, default=30.0, help="close a stream silent this many seconds")
     sv.set_defaults(func=cmd_serve)
 
-    cv = sub.add_parser("convert", help="convert a checkpoint: MindSpore .ckpt <-> PyTorch .pt")
-    cv.add_argument("source", help="a .ckpt (ours, the official one, MindSpore 1.x or 2.x names) or a .pt")
+    cv = sub.add_parser("convert", help="convert a checkpoint: MindSpore .ckpt <-> PyTorch .pt; deepspeech.pytorch "
+                                        "-> .pt")
+    cv.add_argument("source", help="a .ckpt (ours, the official one, MindSpore 1.x or 2.x names), a .pt, or a "
+                                   "deepspeech.pytorch .ckpt (V3, Lightning) or .pth (V2)")
     cv.add_argument("dest", help="the other format's file")
     cv.set_defaults(func=cmd_convert)
+
+    models = sub.add_parser("models", help="pretrained models: list the registry, download, import a file")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    ml = models_sub.add_parser("list", help="every model: source, network, labels, published WER, cached or not")
+    ml.add_argument("--json", action="store_true")
+    md = models_sub.add_parser("download", help="download, verify and convert into the cache (resumes)")
+    md.add_argument("names", nargs="+", metavar="NAME")
+    md.add_argument("--base-url", help="a mirror serving the files under their origin's paths "
+                                       "(default: $DS2_MODELS_BASE_URL, else the origin)")
+    mi = models_sub.add_parser("import", help="put a model file you have into the cache (verified, converted)")
+    mi.add_argument("file")
+    mi.add_argument("--name", help="which registry model it is (default: the one whose checksum or file name "
+                                   "matches)")
+    for p in (ml, md, mi):
+        p.add_argument("--cache-dir", help="model cache (default: $DS2_MODELS_DIR or "
+                                           "$XDG_CACHE_HOME/deepspeech2/models)")
+    models.set_defaults(func=cmd_models)
 
     run = sub.add_parser("run", help="run a recipe: prepare, train, evaluate, export, transcribe")
     run.add_argument("recipe", choices=["mini", "fsdd", "librispeech"])
@@ -353,6 +456,39 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--num-train", type=int, help="mini: training utterances to synthesize")
     run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=_overrides_help())
     run.set_defaults(func=cmd_run)
+
+    lm = sub.add_parser("lm", help="n-gram language models for beam search: build, download, tune")
+    lm_sub = lm.add_subparsers(dest="lm_command", required=True)
+    lb = lm_sub.add_parser("build", help="an ARPA n-gram LM (modified Kneser-Ney) from text, one sentence per line")
+    lb.add_argument("text", nargs="+", help="text files (normalised as transcripts are: upper case, numbers spelled)")
+    lb.add_argument("--out", required=True, help="the ARPA file to write (.arpa, or .arpa.gz)")
+    lb.add_argument("--order", type=int, default=8, help="n-gram order (default 8, for a character LM)")
+    lb.add_argument("--unit", choices=["char", "word"], default="char",
+                    help="char (default: what the lexicon-free decoder uses) or word")
+    lb.add_argument("--prune", type=int, nargs="+", metavar="N",
+                    help="count pruning per order, as lmplz: e.g. 0 0 1 drops trigrams and up seen once")
+    lb.add_argument("--exclude", nargs="+", metavar="MANIFEST", help="leave out these manifests' sentences")
+    ld = lm_sub.add_parser("download", help="OpenSLR's LibriSpeech LMs (resource 11), resumable and verified")
+    ld.add_argument("corpus", choices=["librispeech"])
+    ld.add_argument("--root", required=True, help="folder to download into")
+    ld.add_argument("--files", help="comma-separated (default: the two pruned 3-grams, the 4-gram, the vocabulary)")
+    ld.add_argument("--base-url", help="a mirror or a local server instead of https://www.openslr.org/resources/11/")
+    ld.add_argument("--checksums", help="'md5  name' lines to verify the files against")
+    lt = lm_sub.add_parser("tune", help="search the LM weight (alpha) and word bonus (beta) on a dev set")
+    lt.add_argument("--checkpoint", help="a checkpoint (.pt, .ckpt)")
+    lt.add_argument("--onnx", help="an exported ONNX model")
+    lt.add_argument("--manifest", required=True, help="the dev set to tune on (never a test set)")
+    lt.add_argument("--lm", required=True, help="the LM (ARPA or KenLM binary)")
+    lt.add_argument("--out", required=True, help="folder for decoder.yaml, tune.csv/json/png and the log-prob cache")
+    lt.add_argument("--alphas", type=_floats, default="0,0.25,0.5,0.75,1,1.5,2", help="LM weights to try")
+    lt.add_argument("--betas", type=_floats, default="-1,0,1,2,3", help="word bonuses to try")
+    lt.add_argument("--trials", type=int, default=0,
+                    help="random search: this many points within the alphas' and betas' ranges (default: the grid)")
+    lt.add_argument("--beam-width", type=int, default=64)
+    lt.add_argument("--decoder", help="a decoder.yaml whose pruning settings to start from")
+    lt.add_argument("--jobs", type=int, help="processes (default: all cores)")
+    lt.add_argument("--cache-dir", help="feature cache (default: the model's)")
+    lm.set_defaults(func=cmd_lm)
 
     be = sub.add_parser("bench", help="training and inference throughput, setup by setup (Markdown, JSON, PNG)")
     be.add_argument("--quick", action="store_true",

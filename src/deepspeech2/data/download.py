@@ -12,6 +12,7 @@ corrupt archive by name instead of a bare ``EOFError``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import json
@@ -205,6 +206,11 @@ def download(url: str, dest: str | os.PathLike, md5: str | None = None, retries:
             else:
                 raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
         except (http.client.HTTPException, OSError) as e:  # URLError, timeouts and resets are OSErrors
+            if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+                # Retrying cannot help: stop at once, keeping what arrived for the next run.
+                have = part.stat().st_size if part.exists() else 0
+                raise DownloadError(f"{dest}: the disk is full ({e.strerror}); {have:,} bytes are kept in {part}: "
+                                    "free space and run again to resume") from None
             error = e
         attempt += 1
         have = part.stat().st_size if part.exists() else 0
