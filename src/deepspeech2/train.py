@@ -1,8 +1,11 @@
 """The training loop, shared by every backend.
 
-    for epoch: for batch in length-bucketed batches: lr -> train_step -> log
-               -> checkpoint every N steps; at epoch end: dev WER/CER, metrics CSV +
-               PNG, DeepSpeech-{epoch}_{step} / last / best checkpoints, early stop.
+    train()        setup, then while epochs remain: run_epoch, end_of_epoch
+    setup          backend, run folder, resume or pretrained weights, datasets, batch sampler
+    run_epoch      for batch in length-bucketed batches: lr -> train_step -> log
+                   -> checkpoint every N steps (stops at train.max_steps / max_minutes)
+    end_of_epoch   dev WER/CER, metrics CSV + PNG, DeepSpeech-{epoch}_{step} / last / best
+                   checkpoints, early stop
 
 A checkpoint holds the model, optimizer, RNG and the loop's position (epoch, step
 in the epoch), and the batch order of an epoch depends only on the seed and the
@@ -27,13 +30,13 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from .atomic import atomic_write_text
 from .backends.base import create_backend
 from .config import Config, TrainConfig, save_config
 from .data.augment import Augmenter
 from .data.augment import enabled as augment_enabled
-from .data.dataset import BucketBatchSampler, SkipReport, load_dataset, padding_fraction
+from .data.dataset import BucketBatchSampler, SkipReport, SpeechDataset, load_dataset, padding_fraction
 from .data.features import FeatureCache, default_cache_dir
-from .data.manifest import atomic_write_text
 from .evaluate import decode_dataset, score
 from .progress import bar
 
@@ -194,15 +197,103 @@ class Run:
         plot_training(steps, history, self.dir / "training.png")
 
 
+@dataclass
+class Session:
+    """What one training run holds while it runs (one per process under torchrun: each takes its
+    slice of every global batch; rank 0 alone evaluates, logs and writes files)."""
+
+    cfg: Config
+    backend: Any
+    run: Run
+    progress: Progress
+    train_set: SpeechDataset
+    dev_set: SpeechDataset | None
+    sampler: BucketBatchSampler
+    resumed_sampler: BucketBatchSampler | None  # the interrupted epoch's batches, after a process-count change
+    augmenter: Augmenter | None
+    budget: Budget
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main_process(self) -> bool:
+        return self.rank == 0
+
+    def log(self, *args, **kwargs) -> None:
+        if self.main_process:
+            print(*args, **kwargs)
+
+    def batches(self, epoch: int, batches: list[list[int]], steps: range) -> Iterator:
+        """This process's share of each step's batch, augmented (and then prefetched) when augmentation is on."""
+        cfg, rank, world = self.cfg, self.rank, self.world
+
+        def make_batch(step: int):
+            indices = batches[step][rank::world]
+            if self.augmenter is None:
+                return self.train_set.batch(indices)
+            # Seeded by position, so a resumed run augments as the interrupted one would have.
+            rng = np.random.default_rng([cfg.train.seed, epoch, step, rank])
+            return self.train_set.batch(indices, self.augmenter, rng, cfg.model.output_frames)
+
+        if self.augmenter is None:
+            return map(make_batch, steps)
+        return prefetch(make_batch, steps, cfg.data.num_workers)
+
+
+class Budget:
+    """``train.max_minutes``: wall-clock training time, kept in ``progress.train_seconds`` across resumes."""
+
+    def __init__(self, progress: Progress, minutes: float):
+        self.progress, self.seconds, self.clock = progress, 60 * minutes, time.time()
+
+    def spend(self) -> float:
+        """Add the time since the last call to the run's training time; returns the budget share."""
+        now = time.time()
+        self.progress.train_seconds += now - self.clock
+        self.clock = now
+        return self.progress.train_seconds / self.seconds if self.seconds else 0.0
+
+
+@dataclass
+class EpochEnd:
+    """How ``run_epoch`` ended."""
+
+    epoch: int  # 0-based
+    steps: int  # batches in the epoch
+    lr: float  # the last step's learning rate
+    started: float  # time.time() at the epoch's start
+    out_of_time: bool = False  # train.max_minutes reached: the partial epoch is evaluated and saved
+    stopped: bool = False  # train.max_steps reached inside the epoch: the run stops unfinished
+
+
 def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: str | None = None,
           device: str | None = None) -> dict:
     """Train ``cfg`` into ``out_dir``; returns the last epoch's metrics."""
+    s = setup(cfg, out_dir, resume, pretrained, device)
+    t, progress = cfg.train, s.progress
+    last_metrics: dict = progress.history[-1] if progress.history else {}
+    out_of_time = bool(s.budget.seconds) and progress.train_seconds >= s.budget.seconds
+    if out_of_time:
+        s.log(f"train.max_minutes={t.max_minutes} already spent ({progress.train_seconds / 60:.1f} min); "
+              "raise it to train longer")
+    while progress.epoch < t.epochs and not out_of_time:
+        end = run_epoch(s)
+        if end.stopped:
+            return {**last_metrics, "completed": False}
+        out_of_time = end.out_of_time
+        last_metrics, stop = end_of_epoch(s, end)
+        if stop:
+            break
+    return last_metrics
+
+
+def setup(cfg: Config, out_dir: str | Path, resume: bool, pretrained: str | None, device: str | None) -> Session:
+    """The backend (and its process group), the run folder, the state to start from (fresh, ``--resume``d
+    or ``--pretrained``), the datasets and the batch sampler."""
     t = cfg.train
     if not cfg.data.train_manifest:
         raise ValueError("data.train_manifest is not set (give it in the config or as data.train_manifest=PATH)")
     backend = create_backend(cfg, device)
-    # Under torchrun every process runs this loop on its slice of each global batch;
-    # rank 0 alone evaluates, logs and writes files.
     rank, world = getattr(backend, "rank", 0), getattr(backend, "world_size", 1)
     main_process = rank == 0
     log = print if main_process else (lambda *a, **k: None)
@@ -225,18 +316,7 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: st
         log(f"initialised weights from {pretrained}")
     if main_process:
         save_config(cfg, run.dir / "config.yaml")
-
-    cache = FeatureCache(default_cache_dir(cfg), cfg.audio.feature_spec())
-    report = SkipReport(quiet=not main_process)
-    if not main_process:
-        _barrier(backend)  # rank 0 fills the feature cache first
-    train_set = load_dataset(cfg.data.train_manifest, cfg, cache, report, training=True)
-    dev_set = load_dataset(cfg.data.dev_manifest, cfg, cache, report) if cfg.data.dev_manifest else None
-    if main_process:
-        _barrier(backend)
-        report.write(run.dir / "skipped.jsonl")
-        if report.items:
-            log(f"{len(report.items)} utterances skipped: see {run.dir / 'skipped.jsonl'}")
+    train_set, dev_set = _load_datasets(cfg, backend, run, main_process)
 
     global_batch = t.batch_size * world
     sampler = BucketBatchSampler(train_set.frames, global_batch, t.seed, t.sortagrad, min_size=world)
@@ -261,128 +341,132 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: st
     if augment_enabled(cfg.augment):
         augmenter = Augmenter(cfg.augment, cfg.audio.feature_spec(), quiet=not main_process)
         log(f"augmentation on: {_describe_augment(cfg)}")
-    budget_s = 60 * t.max_minutes
-    clock = time.time()
+    return Session(cfg, backend, run, progress, train_set, dev_set, sampler, resumed_sampler, augmenter,
+                   Budget(progress, t.max_minutes), rank, world)
 
-    def spend() -> float:
-        """Add the time since the last call to the run's training time; returns the budget share."""
-        nonlocal clock
-        now = time.time()
-        progress.train_seconds += now - clock
-        clock = now
-        return progress.train_seconds / budget_s if budget_s else 0.0
 
-    last_metrics: dict = progress.history[-1] if progress.history else {}
-    out_of_time = bool(budget_s) and progress.train_seconds >= budget_s
-    if out_of_time:
-        log(f"train.max_minutes={t.max_minutes} already spent ({progress.train_seconds / 60:.1f} min); "
-            "raise it to train longer")
-    while progress.epoch < t.epochs and not out_of_time:
-        epoch = progress.epoch
-        epoch_sampler = resumed_sampler if resumed_sampler is not None and progress.step_in_epoch else sampler
-        batches = epoch_sampler.epoch(epoch)
-        steps_per_epoch = len(batches)
-        progress.global_batch_size = epoch_sampler.batch_size
-        started = time.time()
-        pbar = bar(total=steps_per_epoch, initial=progress.step_in_epoch, desc=f"epoch {epoch + 1}/{t.epochs}",
-                   unit="batch", disable=not main_process)
-        pending: list[tuple[int, int, int, float, float]] = []
-        lr = learning_rate(t, epoch, progress.step_in_epoch, steps_per_epoch, spend())
-
-        def make_batch(step: int, epoch: int = epoch, batches: list[list[int]] = batches):
-            indices = batches[step][rank::world]
-            if augmenter is None:
-                return train_set.batch(indices)
-            # Seeded by position, so a resumed run augments as the interrupted one would have.
-            rng = np.random.default_rng([t.seed, epoch, step, rank])
-            return train_set.batch(indices, augmenter, rng, cfg.model.output_frames)
-
-        steps = range(progress.step_in_epoch, steps_per_epoch)
-        batch_iter = (prefetch(make_batch, steps, cfg.data.num_workers) if augmenter is not None
-                      else map(make_batch, steps))
-        for step, batch in zip(steps, batch_iter, strict=False):
-            lr = learning_rate(t, epoch, step, steps_per_epoch, spend())
-            backend.set_lr(lr)
-            loss = backend.train_step(batch)
-            progress.step_in_epoch = step + 1
-            progress.global_step += 1
-            if loss is None:
-                progress.skipped_batches += 1
-                if main_process:
-                    tqdm.write(f"epoch: {epoch + 1} step: {step + 1}, loss is not finite: batch skipped "
-                               f"({progress.skipped_batches} so far)")
-            else:
-                progress.loss_sum += loss
-                progress.loss_count += 1
-                pending.append((progress.global_step, epoch + 1, step + 1, round(loss, 4), lr))
-                if main_process and ((step + 1) % t.log_every == 0 or step == 0):
-                    tqdm.write(f"epoch: {epoch + 1} step: {step + 1}, loss is {loss:.2f}")
-                pbar.set_postfix(loss=f"{loss:.2f}", lr=f"{lr:.2e}")
-            pbar.update()
-            at_limit = t.max_steps and progress.global_step >= t.max_steps
-            out_of_time = bool(budget_s) and _broadcast(backend, spend() >= 1.0)
-            if out_of_time:
-                # The budget ends the training: this partial epoch is evaluated and saved below.
-                log(f"\ntrain.max_minutes={t.max_minutes} reached at epoch {epoch + 1}, step {step + 1}")
-                break
-            if main_process and ((t.checkpoint_every and progress.global_step % t.checkpoint_every == 0)
-                                 or at_limit):
-                run.append_steps(pending)
-                pending = []
-                if step + 1 < steps_per_epoch:
-                    run.save(backend, progress, epoch + 1, step + 1)
-            if at_limit and step + 1 < steps_per_epoch:
-                pbar.close()
-                log(f"stopped at train.max_steps={t.max_steps}; continue with --resume {run.dir}")
-                _barrier(backend)
-                return {**last_metrics, "completed": False}
-        pbar.close()
-        if hasattr(batch_iter, "close"):
-            batch_iter.close()
-        if main_process:
-            run.append_steps(pending)
-        partial = progress.step_in_epoch < steps_per_epoch
-
-        metrics = {"epoch": epoch + 1, "global_step": progress.global_step, "lr": lr,
-                   "train_loss": progress.loss_sum / max(progress.loss_count, 1),
-                   "dev_wer": None, "dev_cer": None, "seconds": round(time.time() - started, 1),
-                   "skipped_batches": progress.skipped_batches}
-        if dev_set is not None and main_process:
-            hypotheses = decode_dataset(backend, dev_set, t.eval_batch_size, desc="dev")
-            rates, _ = score([u.text for u in dev_set.utterances], hypotheses)
-            metrics["dev_wer"], metrics["dev_cer"] = rates.wer, rates.cer
-            example = next((i for i, h in enumerate(hypotheses) if h), 0)
-            print(f"  dev example  Ref: {dev_set.utterances[example].text.lower()}\n"
-                  f"               Hyp: {hypotheses[example].lower()}")
-        metrics = _broadcast(backend, metrics)
-        improved = metrics["dev_wer"] is not None and metrics["dev_wer"] < progress.best_wer
-        if improved:
-            progress.best_wer, progress.epochs_since_best = metrics["dev_wer"], 0
-        elif dev_set is not None:
-            progress.epochs_since_best += 1
-        progress.history.append(metrics)
-        if not partial:
-            progress.epoch += 1
-            progress.step_in_epoch, progress.loss_sum, progress.loss_count = 0, 0.0, 0
-        spend()
-        if main_process:
-            path = run.save(backend, progress, epoch + 1, progress.step_in_epoch or steps_per_epoch,
-                            best=improved or dev_set is None)
-            run.write_epoch_metrics(progress.history)
-            dev = (f", dev WER {100 * metrics['dev_wer']:.2f} % CER {100 * metrics['dev_cer']:.2f} %"
-                   if dev_set is not None else "")
-            log(f"epoch {epoch + 1}: train loss {metrics['train_loss']:.3f}{dev}, {metrics['seconds']:.0f} s "
-                f"-> {path.name}")
+def _load_datasets(cfg: Config, backend, run: Run, main_process: bool) -> tuple[SpeechDataset, SpeechDataset | None]:
+    """The training and dev sets; rank 0 fills the feature cache while the other processes wait."""
+    cache = FeatureCache(default_cache_dir(cfg), cfg.audio.feature_spec())
+    report = SkipReport(quiet=not main_process)
+    if not main_process:
+        _barrier(backend)  # rank 0 fills the feature cache first
+    train_set = load_dataset(cfg.data.train_manifest, cfg, cache, report, training=True)
+    dev_set = load_dataset(cfg.data.dev_manifest, cfg, cache, report) if cfg.data.dev_manifest else None
+    if main_process:
         _barrier(backend)
-        last_metrics = {**metrics, "completed": progress.epoch >= t.epochs or out_of_time}
-        if t.max_steps and progress.global_step >= t.max_steps:
-            log(f"stopped at train.max_steps={t.max_steps}")
+        report.write(run.dir / "skipped.jsonl")
+        if report.items:
+            print(f"{len(report.items)} utterances skipped: see {run.dir / 'skipped.jsonl'}")
+    return train_set, dev_set
+
+
+def run_epoch(s: Session) -> EpochEnd:
+    """The optimizer steps of the current epoch, from where it stands (a resumed run mid-epoch),
+    with step logs and the periodic checkpoints; stops early at train.max_steps or train.max_minutes."""
+    t, progress, backend, run = s.cfg.train, s.progress, s.backend, s.run
+    epoch = progress.epoch
+    sampler = s.resumed_sampler if s.resumed_sampler is not None and progress.step_in_epoch else s.sampler
+    batches = sampler.epoch(epoch)
+    steps_per_epoch = len(batches)
+    progress.global_batch_size = sampler.batch_size
+    started = time.time()
+    pbar = bar(total=steps_per_epoch, initial=progress.step_in_epoch, desc=f"epoch {epoch + 1}/{t.epochs}",
+               unit="batch", disable=not s.main_process)
+    pending: list[tuple[int, int, int, float, float]] = []  # step rows not yet in steps.csv
+    lr = learning_rate(t, epoch, progress.step_in_epoch, steps_per_epoch, s.budget.spend())
+    steps = range(progress.step_in_epoch, steps_per_epoch)
+    batch_iter = s.batches(epoch, batches, steps)
+    out_of_time = False
+    for step, batch in zip(steps, batch_iter, strict=False):
+        lr = learning_rate(t, epoch, step, steps_per_epoch, s.budget.spend())
+        backend.set_lr(lr)
+        loss = backend.train_step(batch)
+        progress.step_in_epoch = step + 1
+        progress.global_step += 1
+        if loss is None:
+            progress.skipped_batches += 1
+            if s.main_process:
+                tqdm.write(f"epoch: {epoch + 1} step: {step + 1}, loss is not finite: batch skipped "
+                           f"({progress.skipped_batches} so far)")
+        else:
+            progress.loss_sum += loss
+            progress.loss_count += 1
+            pending.append((progress.global_step, epoch + 1, step + 1, round(loss, 4), lr))
+            if s.main_process and ((step + 1) % t.log_every == 0 or step == 0):
+                tqdm.write(f"epoch: {epoch + 1} step: {step + 1}, loss is {loss:.2f}")
+            pbar.set_postfix(loss=f"{loss:.2f}", lr=f"{lr:.2e}")
+        pbar.update()
+        at_limit = t.max_steps and progress.global_step >= t.max_steps
+        out_of_time = bool(s.budget.seconds) and _broadcast(backend, s.budget.spend() >= 1.0)
+        if out_of_time:
+            # The budget ends the training: this partial epoch is evaluated and saved by end_of_epoch.
+            s.log(f"\ntrain.max_minutes={t.max_minutes} reached at epoch {epoch + 1}, step {step + 1}")
             break
-        if dev_set is not None and t.early_stopping and progress.epochs_since_best >= t.early_stopping:
-            log(f"early stopping: dev WER has not improved for {t.early_stopping} epochs")
-            last_metrics["completed"] = True
-            break
-    return last_metrics
+        if s.main_process and ((t.checkpoint_every and progress.global_step % t.checkpoint_every == 0) or at_limit):
+            run.append_steps(pending)
+            pending = []
+            if step + 1 < steps_per_epoch:
+                run.save(backend, progress, epoch + 1, step + 1)
+        if at_limit and step + 1 < steps_per_epoch:
+            pbar.close()
+            s.log(f"stopped at train.max_steps={t.max_steps}; continue with --resume {run.dir}")
+            _barrier(backend)
+            return EpochEnd(epoch, steps_per_epoch, lr, started, out_of_time, stopped=True)
+    pbar.close()
+    if hasattr(batch_iter, "close"):
+        batch_iter.close()
+    if s.main_process:
+        run.append_steps(pending)
+    return EpochEnd(epoch, steps_per_epoch, lr, started, out_of_time)
+
+
+def end_of_epoch(s: Session, end: EpochEnd) -> tuple[dict, bool]:
+    """Dev WER/CER, the epoch's checkpoint (``best`` when the dev WER improved), metrics CSV/JSON and
+    plot; returns the epoch's metrics and whether training stops (train.max_steps, early stopping)."""
+    t, progress, backend, dev_set = s.cfg.train, s.progress, s.backend, s.dev_set
+    epoch = end.epoch
+    partial = progress.step_in_epoch < end.steps
+    metrics = {"epoch": epoch + 1, "global_step": progress.global_step, "lr": end.lr,
+               "train_loss": progress.loss_sum / max(progress.loss_count, 1),
+               "dev_wer": None, "dev_cer": None, "seconds": round(time.time() - end.started, 1),
+               "skipped_batches": progress.skipped_batches}
+    if dev_set is not None and s.main_process:
+        hypotheses = decode_dataset(backend, dev_set, t.eval_batch_size, desc="dev")
+        rates, _ = score([u.text for u in dev_set.utterances], hypotheses)
+        metrics["dev_wer"], metrics["dev_cer"] = rates.wer, rates.cer
+        example = next((i for i, h in enumerate(hypotheses) if h), 0)
+        print(f"  dev example  Ref: {dev_set.utterances[example].text.lower()}\n"
+              f"               Hyp: {hypotheses[example].lower()}")
+    metrics = _broadcast(backend, metrics)
+    improved = metrics["dev_wer"] is not None and metrics["dev_wer"] < progress.best_wer
+    if improved:
+        progress.best_wer, progress.epochs_since_best = metrics["dev_wer"], 0
+    elif dev_set is not None:
+        progress.epochs_since_best += 1
+    progress.history.append(metrics)
+    if not partial:
+        progress.epoch += 1
+        progress.step_in_epoch, progress.loss_sum, progress.loss_count = 0, 0.0, 0
+    s.budget.spend()
+    if s.main_process:
+        path = s.run.save(backend, progress, epoch + 1, progress.step_in_epoch or end.steps,
+                          best=improved or dev_set is None)
+        s.run.write_epoch_metrics(progress.history)
+        dev = (f", dev WER {100 * metrics['dev_wer']:.2f} % CER {100 * metrics['dev_cer']:.2f} %"
+               if dev_set is not None else "")
+        s.log(f"epoch {epoch + 1}: train loss {metrics['train_loss']:.3f}{dev}, {metrics['seconds']:.0f} s "
+              f"-> {path.name}")
+    _barrier(backend)
+    last_metrics = {**metrics, "completed": progress.epoch >= t.epochs or end.out_of_time}
+    if t.max_steps and progress.global_step >= t.max_steps:
+        s.log(f"stopped at train.max_steps={t.max_steps}")
+        return last_metrics, True
+    if dev_set is not None and t.early_stopping and progress.epochs_since_best >= t.early_stopping:
+        s.log(f"early stopping: dev WER has not improved for {t.early_stopping} epochs")
+        last_metrics["completed"] = True
+        return last_metrics, True
+    return last_metrics, False
 
 
 def prefetch(make: Callable[[int], Any], steps: range, workers: int, depth: int = 0) -> Iterator[Any]:
