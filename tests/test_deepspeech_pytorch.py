@@ -81,14 +81,17 @@ def test_v3_checkpoint_converts_to_the_same_log_probs(tmp_path, rnn_type, bidire
     assert_same_log_probs(tmp_path / "model.pt", reference, bins=81)
 
 
-def test_v2_pth_converts_too(tmp_path):
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy-format"])
+def test_v2_pth_converts_too(tmp_path, zip_format):
+    """V2 packages: labels, audio_conf and sizes at the top level; saved by torch < 1.6 in its legacy
+    (non-zip) format, which is read the same careful way."""
     reference = randomize(ReferenceDeepSpeech("gru", 16, 2, True, sample_rate=16000), seed=3)
     package = {"version": "0.0.1", "hidden_size": 16, "hidden_layers": 2, "rnn_type": "gru",
                "audio_conf": {"sample_rate": 16000, "window_size": 0.02, "window_stride": 0.01, "window": "hamming",
                               "noise_dir": None, "noise_prob": 0.4, "noise_levels": (0.0, 0.5)},
                "labels": "".join(LABELS), "state_dict": reference.state_dict(), "bidirectional": True,
                "epoch": 12, "avg_loss": 41.2, "loss_results": torch.rand(12)}
-    torch.save(package, tmp_path / "librispeech_pretrained_v2.pth")
+    torch.save(package, tmp_path / "librispeech_pretrained_v2.pth", _use_new_zipfile_serialization=zip_format)
     report = convert_deepspeech_pytorch(tmp_path / "librispeech_pretrained_v2.pth", tmp_path / "v2.pt")
     assert report["format"] == "deepspeech.pytorch V2"
     assert_same_log_probs(tmp_path / "v2.pt", reference, bins=161)
@@ -159,6 +162,21 @@ def test_a_pickle_that_would_run_code_is_refused_unrun(tmp_path):
     assert ds2(["convert", str(tmp_path / "evil.ckpt"), str(tmp_path / "out.pt")]) == 2
     assert not marker.exists()
     assert not (tmp_path / "out.pt").exists()
+
+
+def test_a_legacy_format_pickle_that_would_run_code_is_refused_unrun(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return exec, (f"open({str(marker)!r}, 'w').write('ran')",)
+
+    reference = randomize(ReferenceDeepSpeech("gru", 16, 2, True))
+    torch.save({"labels": "".join(LABELS), "x": Payload(), "state_dict": reference.state_dict()},
+               tmp_path / "evil.pth", _use_new_zipfile_serialization=False)
+    with pytest.raises(UnsafeCheckpointError, match="builtins.exec"):
+        load_deepspeech_pytorch(tmp_path / "evil.pth")
+    assert not marker.exists()
 
 
 def test_a_raw_pickle_stream_is_refused(tmp_path):

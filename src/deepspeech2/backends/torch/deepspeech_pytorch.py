@@ -30,6 +30,7 @@ second of audio).
 from __future__ import annotations
 
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ PLAIN_TYPES: dict[str, Any] = {f"builtins.{t.__name__}": t for t in (dict, list,
 PLAIN_TYPES["collections.defaultdict"] = lambda *args: {}
 LABELS = [BLANK, *CHARACTERS]  # labels.json of deepspeech.pytorch: blank "_" first
 WINDOWS = ("hamming", "hann")
+LEGACY_MAGIC = b"\x80\x02\x8a\n"  # pickle protocol 2, then torch's legacy magic number (a 10-byte long)
 GATES = {4: "lstm", 3: "gru", 1: "rnn"}  # weight_hh rows per hidden unit
 
 
@@ -119,9 +121,30 @@ def plain(obj: Any, depth: int = 0) -> Any:
 
 
 def is_torch_file(path: str | Path) -> bool:
-    """True for files torch.save wrote (a zip archive): how a deepspeech.pytorch ``.ckpt`` is told
-    from a MindSpore ``.ckpt`` (protobuf)."""
-    return zipfile.is_zipfile(path)
+    """True for files torch.save wrote (a zip archive, or the legacy format of torch < 1.6): how a
+    deepspeech.pytorch ``.ckpt`` is told from a MindSpore ``.ckpt`` (protobuf)."""
+    with open(path, "rb") as f:
+        head = f.read(len(LEGACY_MAGIC))
+    return head == LEGACY_MAGIC or zipfile.is_zipfile(path)
+
+
+def _refused_global(error: Exception) -> str | None:
+    """The name the weights-only unpickler stopped at (it writes builtins without their module)."""
+    match = re.search(r"GLOBAL (\S+) was not an allowed global", str(error))
+    if not match:
+        return None
+    return match.group(1) if "." in match.group(1) else f"builtins.{match.group(1)}"
+
+
+def _unsafe(path: Path, names: list[str]) -> UnsafeCheckpointError:
+    return UnsafeCheckpointError(
+        f"{path}: refused: its pickle calls {', '.join(sorted(names)[:6])}, which a deepspeech.pytorch checkpoint "
+        "never needs (loading it could run code); nothing from it was executed")
+
+
+def _weights_only_load(path: Path, names: list[str]) -> Any:
+    with torch.serialization.safe_globals([_safe_global(n) for n in names]):
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def load_deepspeech_pytorch(path: str | Path) -> dict:
@@ -132,24 +155,42 @@ def load_deepspeech_pytorch(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
-    if not is_torch_file(path):
-        raise ValueError(f"{path}: not a PyTorch (zip) checkpoint, so not a deepspeech.pytorch V2/V3 file")
+    with path.open("rb") as f:
+        head = f.read(len(LEGACY_MAGIC))
+    names: list[str] = []
     try:
-        # A static disassembly of the pickle: lists the names it would import, running nothing.
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
-    except Exception as e:
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({e})") from None
-    refused = [n for n in names if not _allowed(n)]
-    if refused:
-        raise UnsafeCheckpointError(
-            f"{path}: refused: its pickle calls {', '.join(sorted(refused)[:6])}, which a deepspeech.pytorch "
-            "checkpoint never needs (loading it could run code); nothing from it was executed")
-    try:
-        with torch.serialization.safe_globals([_safe_global(n) for n in names]):
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        if zipfile.is_zipfile(path):
+            try:
+                # A static disassembly of the pickle: the names it would import, running nothing.
+                names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+            except Exception as e:
+                raise ValueError(f"{path}: not a readable PyTorch checkpoint ({e})") from None
+            refused = [n for n in names if not _allowed(n)]
+            if refused:
+                raise _unsafe(path, refused)
+            ckpt = _weights_only_load(path, names)
+        elif head == LEGACY_MAGIC:
+            # torch's pre-1.6 format (V2 files) cannot be listed statically: load, and at each name the
+            # unpickler stops at, allow it (a stand-in) and start again, or refuse the file.
+            while True:
+                try:
+                    ckpt = _weights_only_load(path, names)
+                    break
+                except pickle.UnpicklingError as e:
+                    name = _refused_global(e)
+                    if name is None or name in names or len(names) > 64:
+                        raise
+                    if not _allowed(name):
+                        raise _unsafe(path, [name]) from None
+                    names.append(name)
+        else:
+            raise ValueError(f"{path}: not a PyTorch checkpoint (neither torch.save's zip nor its legacy format), "
+                             "so not a deepspeech.pytorch V2/V3 file")
     except pickle.UnpicklingError as e:
         raise UnsafeCheckpointError(f"{path}: refused by the weights-only unpickler ({str(e).splitlines()[0]}); "
                                     "nothing from it was executed") from None
+    except (UnsafeCheckpointError, ValueError):
+        raise
     except Exception as e:
         raise ValueError(f"{path}: not a readable PyTorch checkpoint ({e})") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
