@@ -46,6 +46,12 @@ class TextConfig:
     spell_numbers: bool = True
 
 
+def conv_output_size(size: int, kernel: int, stride: int) -> int:
+    """A convolution's output length along one axis, with ``kernel // 2`` padding on each side (both
+    backends' networks, and the bench's FLOP model)."""
+    return (size + 2 * (kernel // 2) - kernel) // stride + 1
+
+
 @dataclass
 class ModelConfig:
     # Kernels and strides are (frequency, time).
@@ -68,8 +74,14 @@ class ModelConfig:
     def output_frames(self, num_frames: int) -> int:
         """Frames the network outputs for ``num_frames`` input frames (the time strides)."""
         for kernel, stride in zip(self.conv_kernels, self.conv_strides, strict=False):
-            num_frames = (num_frames + 2 * (kernel[1] // 2) - kernel[1]) // stride[1] + 1
+            num_frames = conv_output_size(num_frames, kernel[1], stride[1])
         return num_frames
+
+    def rnn_input_size(self, num_bins: int) -> int:
+        """Features per frame the convolutions give the first RNN: channels x frequency bins left."""
+        for kernel, stride in zip(self.conv_kernels, self.conv_strides, strict=False):
+            num_bins = conv_output_size(num_bins, kernel[0], stride[0])
+        return self.conv_channels[-1] * num_bins if self.conv_channels else num_bins
 
     @property
     def time_stride(self) -> int:

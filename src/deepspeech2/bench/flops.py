@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from ..config import ModelConfig
+from ..config import ModelConfig, conv_output_size
 
 
 def forward_flops(m: ModelConfig, frames: int, num_bins: int = 161, num_classes: int = 29) -> float:
@@ -12,8 +12,7 @@ def forward_flops(m: ModelConfig, frames: int, num_bins: int = 161, num_classes:
     convolutions, RNN gates (input and recurrent products, both directions), lookahead and fc."""
     flops, channels, freq, t = 0.0, 1, num_bins, frames
     for out, (kf, kt), (sf, st) in zip(m.conv_channels, m.conv_kernels, m.conv_strides, strict=True):
-        freq = (freq + 2 * (kf // 2) - kf) // sf + 1
-        t = (t + 2 * (kt // 2) - kt) // st + 1
+        freq, t = conv_output_size(freq, kf, sf), conv_output_size(t, kt, st)
         flops += 2.0 * channels * kf * kt * out * freq * t
         channels = out
     gates = {"lstm": 4, "gru": 3, "rnn": 1}[m.rnn_type]

@@ -103,7 +103,7 @@ class ConvFrontEnd(nn.Cell):
         self.mask_padding = cfg.mask_padding
         layers = []
         self.time_kernels: list[tuple[int, int]] = []
-        in_channels, freq = 1, num_bins
+        in_channels = 1
         for i, (channels, kernel, stride) in enumerate(
                 zip(cfg.conv_channels, cfg.conv_kernels, cfg.conv_strides, strict=False), 1):
             conv = Conv2d(in_channels, channels, tuple(kernel), tuple(stride))
@@ -112,14 +112,13 @@ class ConvFrontEnd(nn.Cell):
             setattr(self, f"bn{i}", norm)
             layers += [conv, norm]
             self.time_kernels.append((kernel[1], stride[1]))
-            freq = (freq + 2 * (kernel[0] // 2) - kernel[0]) // stride[0] + 1
             in_channels = channels
         # The official cell is named ``tanh``; it holds no parameters, so the name is free for hardtanh too.
         self.tanh = nn.Tanh() if cfg.conv_activation == "tanh" else HardTanh()
         # A second view of the same cells (as the official ``module_list``): parameters keep their first names.
         self.layers = nn.CellList(layers)
         self.num_layers = len(self.time_kernels)
-        self.output_size = in_channels * freq
+        self.output_size = cfg.rnn_input_size(num_bins)
 
     def construct(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         for i in range(self.num_layers):

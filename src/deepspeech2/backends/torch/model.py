@@ -54,7 +54,7 @@ class ConvFrontEnd(nn.Module):
         self.mask_padding = cfg.mask_padding
         self.convs = nn.ModuleList()
         self.norms = nn.ModuleList()
-        in_channels, freq = 1, num_bins
+        in_channels = 1
         for channels, kernel, stride in zip(cfg.conv_channels, cfg.conv_kernels, cfg.conv_strides, strict=False):
             padding = (kernel[0] // 2, kernel[1] // 2)
             # No bias by default: BatchNorm follows (and the official checkpoint has none);
@@ -62,9 +62,8 @@ class ConvFrontEnd(nn.Module):
             self.convs.append(nn.Conv2d(in_channels, channels, tuple(kernel), tuple(stride), padding,
                                         bias=cfg.conv_bias))
             self.norms.append(nn.BatchNorm2d(channels))
-            freq = (freq + 2 * padding[0] - kernel[0]) // stride[0] + 1
             in_channels = channels
-        self.output_size = in_channels * freq
+        self.output_size = cfg.rnn_input_size(num_bins)
         self.activation = cfg.conv_activation
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
