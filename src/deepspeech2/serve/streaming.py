@@ -17,21 +17,19 @@ Everything here needs numpy (and onnxruntime or torch for the model); the web se
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from .. import onnx_contract as contract
 from ..audio import FeatureSpec, _window
 from ..config import Config
 from ..decoding import collapse, greedy_path, greedy_words
 from ..text import Alphabet
 
-STREAMING_KEY = "deepspeech2_streaming"  # ONNX metadata of a ``ds2 export --streaming`` model
-CONFIG_KEY = "deepspeech2_config"
-QUANTIZATION_KEY = "deepspeech2_quantization"
+STREAMING_KEY = "deepspeech2_streaming"  # ONNX metadata of a ``ds2 export --streaming`` model: "1"
 
 
 class StreamingSpectrogram:
@@ -237,21 +235,11 @@ class Recognizer:
 
     @classmethod
     def _load_onnx(cls, path: Path, threads: int, **options) -> Recognizer:
-        import onnxruntime as ort
-
-        session_options = ort.SessionOptions()
-        session_options.intra_op_num_threads = threads
-        session_options.inter_op_num_threads = 1
-        try:
-            session = ort.InferenceSession(str(path), session_options, providers=["CPUExecutionProvider"])
-        except Exception as e:
-            raise ValueError(f"{path}: not a loadable ONNX model ({e})") from None
-        meta = session.get_modelmeta().custom_metadata_map
-        if CONFIG_KEY not in meta:
-            raise ValueError(f"{path}: no {CONFIG_KEY} metadata; export it with `ds2 export`")
-        cfg = Config.from_dict(json.loads(meta[CONFIG_KEY]), str(path))
-        label = "onnxruntime-int8" if meta.get(QUANTIZATION_KEY) == "int8-dynamic" else "onnxruntime"
-        if meta.get(STREAMING_KEY):
+        session = contract.open_session(path, threads, inter_threads=1)
+        config, quantization = contract.read_metadata(session, path)
+        cfg = Config.from_dict(config, str(path))
+        label = "onnxruntime-int8" if quantization == contract.INT8_DYNAMIC else "onnxruntime"
+        if session.get_modelmeta().custom_metadata_map.get(STREAMING_KEY):
             return cls(cfg, str(path), label + "-streaming", StreamingEngine.from_onnx(session, cfg, label), **options)
         from ..transcribe import Transcriber
 
@@ -266,11 +254,10 @@ class Recognizer:
         if can_stream(cfg) and cfg.backend == "torch" and engine in ("auto", "fp32"):
             import torch
 
-            from ..backends.base import create_backend
+            from ..checkpoints import load_backend
 
             torch.set_num_threads(threads)
-            backend = create_backend(cfg, "cpu")
-            backend.load(path, training_state=False)
+            cfg, backend = load_backend(path, device="cpu")
             return cls(cfg, str(path), "torch-streaming", StreamingEngine.from_torch(backend.model, cfg, "torch"),
                        **options)
         from ..transcribe import Transcriber
@@ -455,23 +442,21 @@ def export_streaming(checkpoint: str | Path, out: str | Path, int8: bool = False
     """``ds2 export --streaming``: a checkpoint's streaming step as ONNX (state inputs and
     outputs), checked by streaming the same audio through PyTorch and ONNX Runtime."""
 
-    from ..backends.base import create_backend
     from ..backends.torch.streaming import export_streaming_onnx
-    from ..checkpoints import read_config
+    from ..checkpoints import load_backend, read_config
 
     cfg = read_config(checkpoint)
     if not can_stream(cfg) or cfg.backend != "torch":
         raise ValueError(f"{checkpoint}: a streaming export needs a PyTorch model with model.bidirectional: false "
                          f"and audio.normalize: false (e.g. configs/mini_streaming.yaml)")
-    backend = create_backend(cfg, "cpu")
-    backend.load(Path(checkpoint), training_state=False)
+    cfg, backend = load_backend(checkpoint, device="cpu")
     layout = StreamingLayout(cfg)
     example = layout.initial_state()
     example.update(layout.tails(final=True))
     example["lookahead_cache"] = np.zeros((max(1, layout.context), 1, layout.rnn_hidden), np.float32)
     example["features"] = np.random.default_rng(0).standard_normal(
         (1, layout.num_bins, 8 * layout.feature_stride)).astype(np.float32)
-    metadata = {CONFIG_KEY: json.dumps(cfg.to_dict()), STREAMING_KEY: "1"}
+    metadata = {**contract.config_metadata(cfg.to_dict()), STREAMING_KEY: "1"}
     out = Path(out)
     if int8:
         from ..backends.torch.export import quantize_int8
@@ -487,7 +472,7 @@ def export_streaming(checkpoint: str | Path, out: str | Path, int8: bool = False
 
         proto = onnx.load(str(tmp))
         present = {p.key for p in proto.metadata_props}
-        for key, value in {**metadata, QUANTIZATION_KEY: "int8-dynamic"}.items():
+        for key, value in {**metadata, contract.QUANTIZATION_KEY: contract.INT8_DYNAMIC}.items():
             if key not in present:
                 proto.metadata_props.add(key=key, value=value)
             else:
@@ -505,4 +490,4 @@ def export_streaming(checkpoint: str | Path, out: str | Path, int8: bool = False
         raise RuntimeError(f"{out}: {exported.shape[0]} output frames, PyTorch gives {reference.shape[0]}")
     return {"path": str(out), "format": "onnx-streaming", "bytes": out.stat().st_size,
             "max_abs_diff": float(np.abs(exported - reference).max()) if len(reference) else 0.0,
-            "quantization": "int8-dynamic" if int8 else None}
+            "quantization": contract.INT8_DYNAMIC if int8 else None}

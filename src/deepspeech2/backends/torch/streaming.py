@@ -59,6 +59,7 @@ class StreamingStep(nn.Module):
         self.num_convs = len(cfg.conv_channels)
         self.lstm = cfg.rnn_type == "lstm"
         self.context = cfg.lookahead_context
+        self.eval()  # a new module is in training mode, and exporting restores that mode to the model too
 
     def forward(self, features: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
         model = self.model
