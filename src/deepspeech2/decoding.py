@@ -252,16 +252,9 @@ class BeamDecoder:
         for label in labels:
             self.tokens.add_entry(label)
         if cfg.lm:
-            from .lm import LMError, arpa_words, check_vocabulary
-
             lm_path = Path(cfg.lm)
             if not lm_path.is_file():
                 raise DecoderConfigError(f"{lm_path}: LM file not found")
-            if not lm_path.name.endswith(".bin"):
-                unit = check_vocabulary(lm_path, arpa_words(lm_path))
-                if unit != "char":
-                    raise LMError(f"{lm_path}: a word LM; the lexicon-free decoder needs a character LM "
-                                  f"(build one with `ds2 lm build --unit char`)")
             self.lm = _load_kenlm(lm_path, self.tokens)
             lm_weight = cfg.alpha
         else:
@@ -283,16 +276,32 @@ class BeamDecoder:
         return np.asarray(results[0].tokens, dtype=np.int64)[1: lp.shape[0] + 1]
 
 
+_KENLM_CACHE: dict[tuple, object] = {}
+
+
 def _load_kenlm(path: Path, tokens):
-    """flashlight's KenLM; KenLM's own errors come back as a message naming the file."""
-    from flashlight.lib.text.decoder import KenLM
+    """flashlight's KenLM, loaded once per file version and token set (decoders built for
+    each tuning point, or by a server, share it); KenLM's own errors come back as a
+    message naming the file."""
+    from flashlight.lib.text.decoder.kenlm import KenLM
 
     from .lm import LMError
 
-    try:
-        return KenLM(str(path), tokens)
-    except Exception as e:  # KenLM raises a bare RuntimeError with its parser's message
-        raise LMError(f"{path}: KenLM cannot load it: {str(e).strip()[-400:]}") from None
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns,
+           tuple(tokens.get_entry(i) for i in range(tokens.index_size())))
+    if key not in _KENLM_CACHE:
+        if not path.name.endswith(".bin"):
+            from .lm import arpa_words, check_vocabulary
+
+            if check_vocabulary(path, arpa_words(path)) != "char":
+                raise LMError(f"{path}: a word LM; the lexicon-free decoder needs a character LM "
+                              f"(build one with `ds2 lm build --unit char`)")
+        try:
+            _KENLM_CACHE[key] = KenLM(str(path), tokens)
+        except Exception as e:  # KenLM raises a bare RuntimeError with its parser's message
+            raise LMError(f"{path}: KenLM cannot load it: {str(e).strip()[-400:]}") from None
+    return _KENLM_CACHE[key]
 
 
 class Decoder:

@@ -475,3 +475,54 @@ def to_binary(arpa: str | os.PathLike) -> Path | None:
     except subprocess.CalledProcessError as e:
         raise LMError(f"{arpa}: build_binary failed: {e.stderr.strip()[-500:]}") from None
     return binary
+
+
+# --------------------------------------------------------------------------- OpenSLR LMs
+
+LIBRISPEECH_LM_URL = "https://www.openslr.org/resources/11/"
+LIBRISPEECH_LM_FILES = ("3-gram.pruned.1e-7.arpa.gz", "3-gram.pruned.3e-7.arpa.gz", "4-gram.arpa.gz",
+                        "librispeech-vocab.txt")
+
+
+def check_gzip(path: Path) -> None:
+    """Read a .gz file to its end: gzip's CRC-32 and length trailer catch a corrupt or
+    truncated file (OpenSLR publishes no checksums for resource 11)."""
+    try:
+        with gzip.open(path, "rb") as f:
+            while f.read(1 << 22):
+                pass
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise LMError(f"{path}: corrupt or truncated gzip file ({e}); delete it and download again") from None
+
+
+def download_librispeech_lm(root: str | os.PathLike, files: Sequence[str] = LIBRISPEECH_LM_FILES,
+                            base_url: str | None = None, checksums: str | os.PathLike | None = None,
+                            retries: int = 5, backoff: float = 1.0, timeout: float = 60.0) -> dict[str, Path]:
+    """``ds2 lm download librispeech``: OpenSLR resource 11's LMs into ``root``.
+
+    The machinery of ``ds2 data librispeech``: ``.part`` files resumed with Range requests
+    after a cut connection, MD5 verification against ``checksums`` (``md5  name`` lines)
+    when given, files renamed into place only when complete. Every .gz is also read to the
+    end so that gzip's own CRC-32 rejects a corrupt file. Returns {file name: path}."""
+    from .data.download import download, read_checksums
+
+    unknown = [f for f in files if f not in LIBRISPEECH_LM_FILES]
+    if unknown:
+        raise LMError(f"unknown LibriSpeech LM file(s) {', '.join(unknown)}; "
+                      f"choose from {', '.join(LIBRISPEECH_LM_FILES)}")
+    base = (base_url or LIBRISPEECH_LM_URL).rstrip("/") + "/"
+    sums = read_checksums(checksums) if checksums else {}
+    root = Path(root)
+    out = {}
+    for name in files:
+        dest = root / name
+        fresh = not dest.exists()
+        download(base + name, dest, sums.get(name), retries=retries, timeout=timeout, desc=name, backoff=backoff)
+        if name.endswith(".gz") and fresh:
+            try:
+                check_gzip(dest)
+            except LMError:
+                dest.unlink(missing_ok=True)
+                raise
+        out[name] = dest
+    return out
