@@ -48,16 +48,23 @@ def test_normalised_features_have_zero_mean_unit_variance():
 def test_load_mixes_to_mono_and_resamples(tmp_path):
     sr = 8000
     t = np.arange(sr) / sr
-    left = 0.5 * np.sin(2 * np.pi * 300 * t)
-    stereo = np.stack([left, -left * 0 + left], axis=1)
+    left = 0.6 * np.sin(2 * np.pi * 300 * t)  # different tones and loudness in the two channels
+    right = 0.2 * np.sin(2 * np.pi * 1100 * t) - 0.1
     path = tmp_path / "stereo.wav"
-    sf.write(path, stereo, sr)
+    sf.write(path, np.stack([left, right], axis=1), sr, subtype="FLOAT")
+    same_rate = load_audio(path, sr)
+    assert same_rate.dtype == np.float32 and same_rate.ndim == 1
+    np.testing.assert_allclose(same_rate, (left + right) / 2, atol=1e-6)  # the channels' mean
     audio = load_audio(path, 16000)
     assert audio.dtype == np.float32 and audio.ndim == 1
     assert abs(len(audio) - 16000) <= 2
-    # The 300 Hz tone survives resampling: its spectral peak is where it should be.
-    spectrum = np.abs(np.fft.rfft(audio))
-    assert abs(np.argmax(spectrum) * 16000 / len(audio) - 300) < 3
+    # Both tones survive resampling at half their channel's amplitude, and the offset at half.
+    spectrum = np.abs(np.fft.rfft(audio)) * 2 / len(audio)
+    hz = np.fft.rfftfreq(len(audio), 1 / 16000)
+    for tone, amplitude in ((300, 0.3), (1100, 0.1)):
+        peak = np.argmin(np.abs(hz - tone))
+        assert spectrum[peak - 2: peak + 3].max() == pytest.approx(amplitude, rel=0.02), tone
+    assert np.mean(audio) == pytest.approx(-0.05, abs=1e-3)
 
 
 def test_flac_and_ogg_are_read(tmp_path):
