@@ -19,6 +19,7 @@ import io
 import json
 import math
 import os
+import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from .atomic import atomic_write_text
+from .atomic import atomic_output, atomic_write_text
 from .backends.base import create_backend
 from .config import Config, TrainConfig, save_config
 from .data.augment import Augmenter
@@ -91,15 +92,13 @@ def _broadcast(backend, value):
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        import shutil
-
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    """``dst`` becomes ``src`` (a hard link, or a copy where links are not possible), atomically."""
+    with atomic_output(dst) as tmp:
+        tmp.unlink(missing_ok=True)
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
 
 
 class CheckpointWriteError(OSError):

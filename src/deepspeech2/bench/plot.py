@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_output
 from .harness import RowResult
 
 
@@ -43,7 +43,6 @@ def plot_report(report: dict, path: Path) -> None:
         ax.grid(axis="x", alpha=0.3)
         ax.margins(x=0.25)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_output(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)

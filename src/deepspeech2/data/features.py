@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_output
 from ..audio import AudioError, FeatureSpec, load_features
 from ..progress import bar as progress_bar
 
@@ -34,9 +35,8 @@ def _compute(job: tuple[str, str, FeatureSpec]) -> tuple[str, str | None]:
         return audio_path, str(e)
     if features.shape[1] == 0:
         return audio_path, f"{audio_path}: audio too short for one frame"
-    tmp = f"{cache_path}.{os.getpid()}.tmp.npy"
-    np.save(tmp, features.astype(np.float16))
-    os.replace(tmp, cache_path)
+    with atomic_output(cache_path, ".npy") as tmp:
+        np.save(tmp, features.astype(np.float16))
     return audio_path, None
 
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import numpy as np
 import soundfile as sf
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_output, atomic_write_text
 from ..progress import bar as progress_bar
 from ..text import CHARACTERS, normalize_text
 from .formats import read_any_manifest
@@ -141,11 +141,8 @@ def probe_audio(job: tuple[str, str | None, int]) -> tuple[float, int, str | Non
             mono = soxr.resample(mono, rate, sample_rate, quality="HQ")
         elif samples.shape[1] > 1:
             mono = mono.astype(np.int16)
-        out = Path(wav_out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        sf.write(str(tmp), mono, sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, out)
+        with atomic_output(wav_out) as tmp:
+            sf.write(str(tmp), mono, sample_rate, subtype="PCM_16", format="WAV")
     return duration, rate, None
 
 
