@@ -290,6 +290,10 @@ def _classes() -> dict[str, dict[str, Any]]:
     class FileCheckpointHandler:
         pass
 
+    class AttributeDict(dict):  # Lightning's hparams container, a dict subclass
+        def __getattr__(self, key: str) -> Any:
+            return self[key]
+
     return {
         "omegaconf": {"DictConfig": DictConfig, "ListConfig": ListConfig},
         "omegaconf.base": {"Metadata": Metadata, "ContainerMetadata": ContainerMetadata, "Node": Node},
@@ -308,6 +312,8 @@ def _classes() -> dict[str, dict[str, Any]]:
             "DeepSpeechConfig": DeepSpeechConfig},
         "deepspeech_pytorch.checkpoint": {"FileCheckpointHandler": FileCheckpointHandler},
         "pytorch_lightning": {},
+        "pytorch_lightning.utilities": {},
+        "pytorch_lightning.utilities.parsing": {"AttributeDict": AttributeDict},
     }
 
 
@@ -341,7 +347,8 @@ def fake_packages() -> Iterator[types.SimpleNamespace]:
 
 def lightning_checkpoint(model: ReferenceDeepSpeech, ns: types.SimpleNamespace, rnn_type: str, hidden: int,
                          layers: int, context: int, sample_rate: int, window: str = "hamming",
-                         labels: list[str] | None = None, extra_hparams: dict | None = None) -> dict:
+                         labels: list[str] | None = None, extra_hparams: dict | None = None,
+                         attribute_dict: bool = False) -> dict:
     """The dict Lightning saves for deepspeech.pytorch's DeepSpeech module (inside fake_packages())."""
     root = ns.DictConfig({"seed": 123456}, object_type=ns.DeepSpeechConfig)
     model_values = {"rnn_type": ns.RNNType[rnn_type], "hidden_size": hidden, "hidden_layers": layers}
@@ -365,6 +372,8 @@ def lightning_checkpoint(model: ReferenceDeepSpeech, ns: types.SimpleNamespace, 
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.99)
     hparams = {"labels": list(labels or LABELS), "model_cfg": model_cfg, "precision": 16, "optim_cfg": optim_cfg,
                "spect_cfg": spect_cfg, **(extra_hparams or {})}
+    if attribute_dict:  # as some Lightning versions keep them
+        hparams = ns.AttributeDict(hparams)
     return {
         "epoch": 16, "global_step": 54321, "pytorch-lightning_version": "1.1.8",
         "callbacks": {ns.FileCheckpointHandler: {"monitor": "wer", "best_model_score": torch.tensor(10.46),

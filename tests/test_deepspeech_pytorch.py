@@ -97,11 +97,13 @@ def test_v2_pth_converts_too(tmp_path, zip_format):
     assert_same_log_probs(tmp_path / "v2.pt", reference, bins=161)
 
 
-def test_hyper_parameters_become_plain_values(tmp_path):
-    save_lightning_checkpoint(tmp_path / "m.ckpt", rnn_type="lstm", bidirectional=False, context=6)
+@pytest.mark.parametrize("attribute_dict", [False, True], ids=["dict", "AttributeDict"])
+def test_hyper_parameters_become_plain_values(tmp_path, attribute_dict):
+    save_lightning_checkpoint(tmp_path / "m.ckpt", rnn_type="lstm", bidirectional=False, context=6,
+                              attribute_dict=attribute_dict)
     ckpt = load_deepspeech_pytorch(tmp_path / "m.ckpt")
     hp = ckpt["hyper_parameters"]
-    assert hp["labels"] == LABELS
+    assert type(hp) is dict and hp["labels"] == LABELS
     assert hp["model_cfg"] == {"rnn_type": "torch.nn.modules.rnn.LSTM", "hidden_size": 24, "hidden_layers": 3,
                                "lookahead_context": 6}
     assert hp["spect_cfg"] == {"sample_rate": 8000, "window_size": 0.02, "window_stride": 0.01, "window": "hamming"}

@@ -11,8 +11,8 @@ class it does not know; the few the file needs (OmegaConf containers and nodes, 
 and deepspeech.pytorch's config classes and enums, ``typing`` markers, and the
 ``torch.nn.LSTM``/``GRU``/``RNN`` classes an ``RNNType`` enum holds) are allowed as *inert
 stand-ins*: classes of ours, registered under those names, that only record what the pickle
-hands them; ``dict``, ``list``… and ``defaultdict``, which OmegaConf's metadata names, are
-given as plain types. Any other name (``os.system``, ``builtins.exec``…) refuses the file
+hands them; ``dict``, ``list``… and ``defaultdict``, which OmegaConf's metadata names, and
+Lightning's ``AttributeDict`` are given as plain types. Any other name (``os.system``, ``builtins.exec``…) refuses the file
 before a byte of it is unpickled. The stand-ins are then turned into plain dicts, lists and strings.
 
 The network (deepspeech_pytorch/model.py) maps one to one onto ours with
@@ -50,7 +50,17 @@ RNN_CLASSES = {"torch.nn.modules.rnn.LSTM": "lstm", "torch.nn.modules.rnn.GRU": 
 # runs nothing but the type itself, so they are given as themselves (a defaultdict as a plain dict).
 PLAIN_TYPES: dict[str, Any] = {f"builtins.{t.__name__}": t for t in (dict, list, tuple, int, float, str, bool,
                                                                      frozenset)}
-PLAIN_TYPES["collections.defaultdict"] = lambda *args: {}
+
+
+class PlainDict(dict):
+    """Stands in for dict subclasses (``defaultdict``, Lightning's ``AttributeDict``): building one gives
+    a plain dict, which the weights-only unpickler lets the pickle fill."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> dict:  # type: ignore[misc]
+        return {}
+
+
+PLAIN_TYPES["collections.defaultdict"] = PlainDict
 LABELS = [BLANK, *CHARACTERS]  # labels.json of deepspeech.pytorch: blank "_" first
 WINDOWS = ("hamming", "hann")
 LEGACY_MAGIC = b"\x80\x02\x8a\n"  # pickle protocol 2, then torch's legacy magic number (a 10-byte long)
@@ -90,7 +100,9 @@ def _allowed(name: str) -> bool:
 
 
 def _safe_global(name: str) -> tuple[Any, str]:
-    return (PLAIN_TYPES[name] if name in PLAIN_TYPES else _stand_in(name)), name
+    if name in PLAIN_TYPES:
+        return PLAIN_TYPES[name], name
+    return (PlainDict if name.endswith(".AttributeDict") else _stand_in(name)), name
 
 
 def plain(obj: Any, depth: int = 0) -> Any:
