@@ -66,10 +66,16 @@ def test_bench_writes_table_json_and_png_and_reports_failures(tmp_path, monkeypa
     for name in ("torch-official-b20", "torch-+feature-cache", "torch-bf16", "torch-mini"):
         row = by_name[name]
         assert row["status"] == "ok", row
-        assert row["audio_per_s"] > 0 and row["epoch_hours"] > 0 and row["gflops"] > 0 and row["speedup"] > 0
-    assert by_name["torch-official-b20"]["speedup"] == pytest.approx(1.0)
+        assert row["audio_per_s"] > 0 and row["epoch_hours"] > 0 and row["gflops"] > 0
+        # The speed-up is the row's throughput over the first row that ran (the official size).
+        assert row["speedup"] == pytest.approx(row["audio_per_s"] / by_name["torch-official-b20"]["audio_per_s"])
+        # Throughput and epoch time are one projection: epoch audio / epoch seconds.
+        assert row["audio_per_s"] * row["epoch_hours"] * 3600 == pytest.approx(
+            by_name["torch-official-b20"]["audio_per_s"] * by_name["torch-official-b20"]["epoch_hours"] * 3600)
     for name in ("infer-torch-eager", "infer-int8-dynamic", "infer-onnxruntime-int8"):
-        assert by_name[name]["status"] == "ok" and by_name[name]["rtf"] > 0
+        assert by_name[name]["status"] == "ok" and 0 < by_name[name]["rtf"]
+        assert by_name[name]["speedup"] == pytest.approx(by_name["infer-torch-eager"]["rtf"] / by_name[name]["rtf"])
+    assert by_name["torch-gru"]["speedup"] is None
     failed = by_name["torch-gru"]
     assert failed["status"] == "failed" and failed["error"] == "RuntimeError: boom: out of memory"
     assert by_name["torch-mini"]["wer"] == 0.25
@@ -85,6 +91,18 @@ def test_bench_writes_table_json_and_png_and_reports_failures(tmp_path, monkeypa
     targets = table.split("## Targets")[1]
     assert "- Official size, PyTorch:" in targets and "(targets ≥ 13 audio s/s: " in targets
     assert "Fastest configuration: torch-mini" in targets and "RTF" in targets
+
+
+def test_speedups_are_ratios_to_the_first_row_that_ran():
+    train = [bench.RowResult("a", "a", status="failed"), bench.RowResult("b", "b", audio_per_s=10.0),
+             bench.RowResult("c", "c", audio_per_s=25.0), bench.RowResult("d", "d", status="not run"),
+             bench.RowResult("e", "e", audio_per_s=5.0)]
+    infer = [bench.RowResult("f", "f", kind="infer", rtf=0.2), bench.RowResult("g", "g", kind="infer", rtf=0.05),
+             bench.RowResult("h", "h", kind="infer", rtf=0.5)]
+    bench.add_speedups(train)
+    bench.add_speedups(infer)
+    assert [r.speedup for r in train] == [None, 1.0, 2.5, None, 0.5]
+    assert [r.speedup for r in infer] == [1.0, pytest.approx(4.0), pytest.approx(0.4)]  # 1 / RTF: lower is faster
 
 
 def test_ddp_row_times_two_torchrun_processes(tmp_path):
