@@ -30,6 +30,20 @@ def cmd_data(args: argparse.Namespace) -> None:
         if args.download:
             download_fsdd(args.root, args.url or FSDD_URL)
         build_fsdd_manifests(args.root, args.out)
+    elif args.corpus in ("speechocean762", "an4"):
+        from .data import an4, speechocean762
+
+        module = speechocean762 if args.corpus == "speechocean762" else an4
+        if args.download:
+            download = module.download_speechocean762 if module is speechocean762 else module.download_an4
+            download(args.root, args.url or module.URL, args.md5)
+        build = module.build_speechocean762_manifests if module is speechocean762 else module.build_an4_manifests
+        build(args.root, args.out)
+    elif args.corpus == "asterisk":
+        from .data.asterisk import SOUNDS, TEXTS, build_text_list_manifest
+
+        build_text_list_manifest(args.texts or TEXTS, args.sounds or SOUNDS, Path(args.out) / "asterisk.jsonl",
+                                 args.extension)
     elif args.corpus == "librispeech":
         from .data.librispeech import prepare_librispeech
 
@@ -230,6 +244,9 @@ def cmd_run(args: argparse.Namespace) -> None:
     options: dict = {}
     if args.recipe == "mini" and args.num_train:
         options["num_train"] = args.num_train
+    if args.recipe == "english":  # --num-train: synthetic utterances, 2/5 templated and 3/5 prose
+        options = {"num_templated": 2 * args.num_train // 5, "num_prose": args.num_train - 2 * args.num_train // 5} \
+            if args.num_train else {}
     if args.recipe == "librispeech":
         options = {"subsets": args.subsets, "base_url": args.base_url, "checksums": args.checksums, "wav": args.wav,
                    "jobs": args.jobs, "download": not args.no_download}
@@ -315,6 +332,23 @@ def build_parser() -> argparse.ArgumentParser:
     fsdd.add_argument("--download", action="store_true",
                       help="first fetch the recordings from the dataset's GitHub repository into --root")
     fsdd.add_argument("--url", help="archive to download instead of the repository's (a mirror, a test server)")
+
+    for name, what in (("speechocean762", "speechocean762 (OpenSLR 101: 5,000 read sentences, 250 non-native "
+                                          "speakers)"),
+                       ("an4", "CMU AN4 (948 + 130 census-style utterances, 84 speakers)")):
+        real = corpora.add_parser(name, help=f"train/dev/test manifests for a local copy of {what}")
+        real.add_argument("--root", required=True, help="the corpus folder (a compact copy with manifest.csv, "
+                                                        "or the published layout)")
+        real.add_argument("--out", required=True, help="where the manifests go")
+        real.add_argument("--download", action="store_true", help="first fetch the published archive into --root")
+        real.add_argument("--url", help="archive to download instead of the public one (a mirror, a test server)")
+        real.add_argument("--md5", help="expected MD5 of the archive")
+    ast = corpora.add_parser("asterisk", help="an evaluation manifest of the installed Asterisk English prompts "
+                                              "(or any 'name: text' list with its audio folder)")
+    ast.add_argument("--out", required=True, help="folder for asterisk.jsonl and asterisk.dropped.jsonl")
+    ast.add_argument("--texts", help="the 'name: text' list (default: asterisk-core-sounds-en's, gzip read as is)")
+    ast.add_argument("--sounds", help="the audio folder (default: /usr/share/asterisk/sounds/en)")
+    ast.add_argument("--extension", default=".wav", help="audio file extension (default .wav)")
 
     ls = corpora.add_parser("librispeech", help="download, verify, extract and check LibriSpeech; write manifests")
     ls.add_argument("--root", required=True, help="working folder: downloads/, LibriSpeech/, manifests")
@@ -447,14 +481,19 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(func=cmd_models)
 
     run = sub.add_parser("run", help="run a recipe: prepare, train, evaluate, export, transcribe")
-    run.add_argument("recipe", choices=["mini", "fsdd", "librispeech"])
+    run.add_argument("recipe", choices=["mini", "fsdd", "librispeech", "english"])
     run.add_argument("--out", required=True, help="run folder")
     run.add_argument("--data", help="mini: a sentence file; fsdd: the dataset folder; librispeech: as --root")
     run.add_argument("--root", help="librispeech: the data folder (downloads, extracted audio, manifests)")
     _librispeech_source_options(run, "librispeech: ")
     run.add_argument("--config", help="use this config instead of the recipe's")
-    run.add_argument("--num-train", type=int, help="mini: training utterances to synthesize")
+    run.add_argument("--num-train", type=int, help="mini, english: training utterances to synthesize")
     run.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=_overrides_help())
+    _decoder_options(run, "evaluate also with ")
+    run.add_argument("--lm-text", nargs="+", metavar="TEXT",
+                     help="mini: text for the recipe's LM instead of ../shared/data/text/ljspeech_sentences.txt "
+                          "(test, dev and unseen-voice sentences are always left out)")
+    run.add_argument("--no-lm", action="store_true", help="mini: greedy decoding only (no LM built or tuned)")
     run.set_defaults(func=cmd_run)
 
     lm = sub.add_parser("lm", help="n-gram language models for beam search: build, download, tune")
