@@ -28,13 +28,15 @@ PROSE = "text/ljspeech_sentences.txt"
 PROSE_MAX_WORDS, PROSE_MAX_CHARS = 20, 150
 
 
-def prepare_english(out: str | Path, shared: str | Path, num_templated: int = 2000, num_prose: int = 3000,
-                    num_test: int = 200, num_dev: int = 100, fsdd_dev: int = 60, jobs: int | None = None,
-                    asterisk: bool = True) -> dict[str, Path]:
+def prepare_english(out: str | Path, shared: str | Path, num_templated: int = 2000, num_prose: int = 2500,
+                    num_test: int = 200, num_dev: int = 100, fsdd_dev: int = 60, real_repeat: int = 2,
+                    jobs: int | None = None, asterisk: bool = True) -> dict[str, Path]:
     """Build every manifest under ``out``; returns ``{"train", "dev", <test set>...}``.
 
     ``shared``: a folder with ``speechocean762/``, ``an4/``, ``fsdd/`` and ``text/`` (as
     ``../shared/data``). The synthetic corpora reuse what an earlier run left on disk.
+    ``real_repeat``: speechocean762 and AN4 appear this many times per epoch (each time
+    augmented differently), so real sentences weigh more than synthetic ones.
     """
     out, shared = Path(out), Path(shared)
     manifests = out / "manifests"
@@ -52,8 +54,9 @@ def prepare_english(out: str | Path, shared: str | Path, num_templated: int = 20
                               num_test=num_test, num_test_unseen=0, voices=ENGLISH_VOICES, jobs=jobs, seed=1,
                               max_words=PROSE_MAX_WORDS, max_chars=PROSE_MAX_CHARS)
 
-    train = [u for m in (so762["train"], an4["train"], fsdd["train"], templated["train"], prose["train"])
-             for u in read_any_manifest(m)]
+    real = [u for m in (so762["train"], an4["train"]) for u in read_any_manifest(m)]
+    train = real * max(1, real_repeat) + [u for m in (fsdd["train"], templated["train"], prose["train"])
+                                          for u in read_any_manifest(m)]
     dev = [*read_any_manifest(so762["dev"]), *read_any_manifest(an4["dev"]),
            *read_any_manifest(fsdd["dev"])[::max(1, 180 // max(1, fsdd_dev))][:fsdd_dev],
            *read_any_manifest(templated["dev"])]
