@@ -12,8 +12,9 @@ and deepspeech.pytorch's config classes and enums, ``typing`` markers, and the
 ``torch.nn.LSTM``/``GRU``/``RNN`` classes an ``RNNType`` enum holds) are allowed as *inert
 stand-ins*: classes of ours, registered under those names, that only record what the pickle
 hands them; ``dict``, ``list``… and ``defaultdict``, which OmegaConf's metadata names, and
-Lightning's ``AttributeDict`` are given as plain types. Any other name (``os.system``, ``builtins.exec``…) refuses the file
-before a byte of it is unpickled. The stand-ins are then turned into plain dicts, lists and strings.
+Lightning's ``AttributeDict`` are given as plain types. Any other name (``os.system``,
+``builtins.exec``…) refuses the file before a byte of it is unpickled. The stand-ins are
+then turned into plain dicts, lists and strings.
 
 The network (deepspeech_pytorch/model.py) maps one to one onto ours with
 ``conv_activation=hardtanh`` (Hardtanh(0, 20)), ``conv_bias`` (its convolutions have biases),
