@@ -141,10 +141,11 @@ def cmd_eval(args: argparse.Namespace) -> None:
             raise SystemExit("ds2 eval --onnx runs the exported model as it is: --int8 and --backend are for "
                              "--checkpoint (export with `ds2 export --int8` for an int8 ONNX model)")
         evaluate_onnx(args.onnx, args.manifest, args.out, args.cache_dir, verbose=not args.quiet,
-                      batch_size=args.batch_size)
+                      batch_size=args.batch_size, decoder=_decoder_config(args))
         return
     evaluate_checkpoint(_for_backend(args.checkpoint, args.backend), args.manifest, args.out, args.cache_dir,
-                        verbose=not args.quiet, batch_size=args.batch_size, int8=args.int8)
+                        verbose=not args.quiet, batch_size=args.batch_size, int8=args.int8,
+                        decoder=_decoder_config(args))
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -185,9 +186,11 @@ def cmd_transcribe(args: argparse.Namespace) -> None:
         raise SystemExit("ds2 transcribe needs exactly one of --checkpoint C, --onnx M or --model NAME")
     if args.model:
         args.checkpoint = str(_resolve_model(args.model))
-    transcriber = (Transcriber.from_onnx(args.onnx, chunk_seconds=args.chunk_seconds) if args.onnx
+    decoder = _decoder_config(args)
+    transcriber = (Transcriber.from_onnx(args.onnx, chunk_seconds=args.chunk_seconds, decoder=decoder) if args.onnx
                    else Transcriber.from_checkpoint(_for_backend(args.checkpoint, args.backend),
-                                                    chunk_seconds=args.chunk_seconds, engine=args.engine))
+                                                    chunk_seconds=args.chunk_seconds, engine=args.engine,
+                                                    decoder=decoder))
     for path in args.files:
         result = transcriber.transcribe(path)
         if args.json:
@@ -299,6 +302,24 @@ def cmd_bench(args: argparse.Namespace) -> None:
     run_bench(args.out, quick=args.quick, rows=args.rows, threads=args.threads, wer_json=args.wer_json)
 
 
+def _decoder_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
+    """--decoder FILE or the individual beam-search flags (flags win over the file)."""
+    parser.add_argument("--decoder", help=f"{prefix}a decoder.yaml (from `ds2 lm tune`): beam search with its LM")
+    parser.add_argument("--lm", help=f"{prefix}beam search with this character LM (ARPA or KenLM binary)")
+    parser.add_argument("--alpha", type=float, help="LM weight (with --lm or --decoder)")
+    parser.add_argument("--beta", type=float, help="word insertion bonus (with --lm or --decoder)")
+    parser.add_argument("--beam-width", type=int, help="beam width (default 64); alone: beam search without an LM")
+
+
+def _decoder_config(args: argparse.Namespace):
+    """The DecoderConfig that --decoder and the flags ask for, or None (greedy)."""
+    from .decoding import decoder_config_from_args
+
+    if not any(getattr(args, k, None) is not None for k in ("decoder", "lm", "alpha", "beta", "beam_width")):
+        return None
+    return decoder_config_from_args(args.decoder, args.lm, args.alpha, args.beta, args.beam_width)
+
+
 def _librispeech_source_options(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     parser.add_argument("--subsets", help=f"{prefix}comma-separated (default: train-clean-100,dev-clean,dev-other,"
                         "test-clean,test-other; train-960 = the three training sets)")
@@ -406,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="evaluate the int8 dynamically quantized model (torch, CPU): what it costs in WER")
     ev.add_argument("--backend", choices=["torch", "mindspore"],
                     help="evaluate with this backend (default: the checkpoint's; the other's is converted)")
+    _decoder_options(ev)
     ev.set_defaults(func=cmd_eval)
 
     ex = sub.add_parser("export", help="export a checkpoint for inference (ONNX, MindIR)")
@@ -436,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run --checkpoint with this backend (default: the checkpoint's)")
     tr.add_argument("--chunk-seconds", type=float,
                     help="cut longer files into chunks of this length (default: the model's data.max_duration)")
+    _decoder_options(tr)
     tr.set_defaults(func=cmd_transcribe)
 
     sv = sub.add_parser("serve", help="HTTP + WebSocket speech recognition with a web page (needs deepspeech2[serve])")

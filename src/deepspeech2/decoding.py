@@ -3,8 +3,9 @@
 Greedy decoding takes the most likely label per frame. Beam search keeps the
 ``beam_width`` best prefixes and adds ``alpha`` x the LM's log10 probability and
 ``beta`` per word (the word insertion bonus). The search itself is flashlight-text's C++
-lexicon-free CTC decoder (KenLM bundled); see ``BeamDecoder`` for which LM it takes.
-Characters outside any word list stay possible: no lexicon constrains the output.
+CTC decoder (KenLM bundled): lexicon-free with a character LM (the default: characters
+outside any word list stay possible), lexicon-constrained with a word LM; see
+``BeamDecoder``.
 
 Settings come from a ``DecoderConfig``, written by ``ds2 lm tune`` as ``decoder.yaml``;
 ``load_decoder_config`` rejects unknown keys and values out of range, naming the file.
@@ -117,7 +118,7 @@ class DecoderConfig:
     """How to turn log-probabilities into text (the keys of ``decoder.yaml``)."""
 
     type: str = "greedy"  # "greedy", or "beam" (with ``lm``, or without an LM)
-    lm: str | None = None  # ARPA (.arpa, .arpa.gz) or KenLM binary; relative to the decoder file
+    lm: str | None = None  # ARPA file (.arpa, .arpa.gz), character or word LM; relative to the decoder file
     alpha: float = 0.5  # LM weight, on log10 LM probabilities
     beta: float = 1.0  # word insertion bonus, per word
     beam_width: int = 64
@@ -228,17 +229,24 @@ def prune_frames(log_probs: np.ndarray, top_n: int, cum_prob: float, floor: floa
 
 
 class BeamDecoder:
-    """CTC prefix beam search (flashlight-text's lexicon-free decoder) with an optional
-    character n-gram LM in KenLM's ARPA or binary format.
+    """CTC prefix beam search (flashlight-text's C++ decoders) with an optional KenLM n-gram.
 
-    Lexicon-free search scores every emitted label with the LM, so the LM's tokens are the
-    alphabet's characters, with ``|`` for the space between words (``ds2 lm build --unit
-    char``). ``beta`` is added at each word boundary.
+    * A character LM (``ds2 lm build``'s default; tokens are the letters and ``|`` for the
+      space) runs in the lexicon-free decoder: every emitted label is scored by the LM, so
+      any spelling stays possible. This is the default.
+    * A word LM (OpenSLR's LibriSpeech LMs) needs words spelled out: it runs in
+      flashlight's lexicon decoder, with the LM's own words as the lexicon, so words outside
+      the LM cannot be produced (the lexicon-constrained mode).
+    * Without an LM: lexicon-free beam search on the acoustic scores alone.
+
+    ``beta`` is added at each word boundary (lexicon-free) or per word (lexicon).
     """
 
     def __init__(self, cfg: DecoderConfig, alphabet: Alphabet):
         from flashlight.lib.text.decoder import (
             CriterionType,
+            LexiconDecoder,
+            LexiconDecoderOptions,
             LexiconFreeDecoder,
             LexiconFreeDecoderOptions,
             ZeroLM,
@@ -248,23 +256,34 @@ class BeamDecoder:
         self.cfg = cfg.validate()
         self.alphabet = alphabet
         labels = ["|" if c == " " else c for c in alphabet.labels]
+        self.sil = labels.index("|")
         self.tokens = Dictionary()
         for label in labels:
             self.tokens.add_entry(label)
-        if cfg.lm:
-            lm_path = Path(cfg.lm)
-            if not lm_path.is_file():
-                raise DecoderConfigError(f"{lm_path}: LM file not found")
-            self.lm = _load_kenlm(lm_path, self.tokens)
-            lm_weight = cfg.alpha
-        else:
+        top_n = min(cfg.token_top_n, len(labels))
+        self.unit = None
+        if not cfg.lm:
+            options = LexiconFreeDecoderOptions(
+                beam_size=cfg.beam_width, beam_size_token=top_n, beam_threshold=cfg.beam_threshold, lm_weight=0.0,
+                sil_score=0.0, log_add=False, criterion_type=CriterionType.CTC)
             self.lm = ZeroLM()
-            lm_weight = 0.0
-        options = LexiconFreeDecoderOptions(
-            beam_size=cfg.beam_width, beam_size_token=min(cfg.token_top_n, len(labels)),
-            beam_threshold=cfg.beam_threshold, lm_weight=lm_weight, sil_score=cfg.beta if cfg.lm else 0.0,
-            log_add=False, criterion_type=CriterionType.CTC)
-        self.decoder = LexiconFreeDecoder(options, self.lm, labels.index("|"), alphabet.blank_id, [])
+            self.decoder = LexiconFreeDecoder(options, self.lm, self.sil, alphabet.blank_id, [])
+            return
+        lm_path = Path(cfg.lm)
+        if not lm_path.is_file():
+            raise DecoderConfigError(f"{lm_path}: LM file not found")
+        self.unit, self.lm, trie, unk = _load_lm(lm_path, self.tokens, alphabet)
+        if self.unit == "char":
+            options = LexiconFreeDecoderOptions(
+                beam_size=cfg.beam_width, beam_size_token=top_n, beam_threshold=cfg.beam_threshold,
+                lm_weight=cfg.alpha, sil_score=cfg.beta, log_add=False, criterion_type=CriterionType.CTC)
+            self.decoder = LexiconFreeDecoder(options, self.lm, self.sil, alphabet.blank_id, [])
+        else:
+            options = LexiconDecoderOptions(
+                beam_size=cfg.beam_width, beam_size_token=top_n, beam_threshold=cfg.beam_threshold,
+                lm_weight=cfg.alpha, word_score=cfg.beta, unk_score=float("-inf"), sil_score=0.0, log_add=False,
+                criterion_type=CriterionType.CTC)
+            self.decoder = LexiconDecoder(options, trie, self.lm, self.sil, alphabet.blank_id, unk, [], False)
 
     def best_path(self, log_probs: np.ndarray) -> np.ndarray:
         """The best hypothesis's frame-level label path for one utterance (T, C) -> (T,)."""
@@ -276,32 +295,60 @@ class BeamDecoder:
         return np.asarray(results[0].tokens, dtype=np.int64)[1: lp.shape[0] + 1]
 
 
-_KENLM_CACHE: dict[tuple, object] = {}
+_LM_CACHE: dict[tuple, tuple] = {}
 
 
-def _load_kenlm(path: Path, tokens):
-    """flashlight's KenLM, loaded once per file version and token set (decoders built for
-    each tuning point, or by a server, share it); KenLM's own errors come back as a
-    message naming the file."""
+def _load_lm(path: Path, tokens, alphabet: Alphabet) -> tuple:
+    """(unit, KenLM, trie or None, unk index) for ``path``, loaded once per file version and
+    alphabet (decoders built for each tuning point, or by a server, share it). The ARPA's
+    words are checked against the alphabet first; KenLM's own errors come back as a message
+    naming the file."""
+    from flashlight.lib.text.decoder import SmearingMode, Trie
     from flashlight.lib.text.decoder.kenlm import KenLM
+    from flashlight.lib.text.dictionary import Dictionary
 
-    from .lm import LMError
+    from .lm import SPECIAL, UNK, LMError, arpa_words, check_vocabulary
 
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns,
-           tuple(tokens.get_entry(i) for i in range(tokens.index_size())))
-    if key not in _KENLM_CACHE:
-        if not path.name.endswith(".bin"):
-            from .lm import arpa_words, check_vocabulary
-
-            if check_vocabulary(path, arpa_words(path)) != "char":
-                raise LMError(f"{path}: a word LM; the lexicon-free decoder needs a character LM "
-                              f"(build one with `ds2 lm build --unit char`)")
-        try:
-            _KENLM_CACHE[key] = KenLM(str(path), tokens)
-        except Exception as e:  # KenLM raises a bare RuntimeError with its parser's message
-            raise LMError(f"{path}: KenLM cannot load it: {str(e).strip()[-400:]}") from None
-    return _KENLM_CACHE[key]
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, tuple(alphabet.labels))
+    if key in _LM_CACHE:
+        return _LM_CACHE[key]
+    arpa = path
+    if path.suffix == ".bin":  # KenLM's binary (`ds2 lm build` with build_binary): its words come from the ARPA
+        arpa = next((p for p in (path.with_suffix(".arpa"), path.with_suffix(".arpa.gz")) if p.is_file()), None)
+        if arpa is None:
+            raise LMError(f"{path}: a KenLM binary needs its ARPA file beside it ({path.with_suffix('.arpa')}): "
+                          "its words are checked against the alphabet and make the lexicon of a word LM")
+    words = arpa_words(arpa)
+    unit = check_vocabulary(path, words, alphabet.characters)
+    if unit == "char":
+        vocabulary = tokens
+    else:
+        vocabulary = Dictionary()
+        for word in words:
+            vocabulary.add_entry(word)
+        if UNK not in words:
+            vocabulary.add_entry(UNK)
+    try:
+        lm = KenLM(str(path), vocabulary)
+    except Exception as e:  # KenLM raises a bare RuntimeError with its parser's message
+        raise LMError(f"{path}: KenLM cannot load it: {str(e).strip()[-400:]}") from None
+    if unit == "char":
+        _LM_CACHE[key] = ("char", lm, None, -1)
+        return _LM_CACHE[key]
+    # The lexicon: every word of the LM spelled in the alphabet, ending at a word boundary.
+    sil = tokens.get_index("|")
+    trie = Trie(tokens.index_size(), sil)
+    start = lm.start(False)
+    for word in words:
+        if word in SPECIAL:
+            continue
+        index = vocabulary.get_index(word)
+        _, score = lm.score(start, index)
+        trie.insert([tokens.get_index(c) for c in word] + [sil], index, score)
+    trie.smear(SmearingMode.MAX)
+    _LM_CACHE[key] = ("word", lm, trie, vocabulary.get_index(UNK))
+    return _LM_CACHE[key]
 
 
 class Decoder:

@@ -16,16 +16,18 @@ from . import onnx_contract as contract
 from .audio import load_audio, spectrogram
 from .config import Config
 from .data.dataset import Batch
-from .decoding import greedy_decode, greedy_words
+from .decoding import Decoder, DecoderConfig, path_text, path_words
 from .text import Alphabet
 
 ENGINES = ("auto", "fp32", "int8")  # for checkpoints; an exported model runs on ONNX Runtime
 
 
 class Transcriber:
-    def __init__(self, cfg: Config, log_probs_fn, engine: str, chunk_seconds: float | None = None):
+    def __init__(self, cfg: Config, log_probs_fn, engine: str, chunk_seconds: float | None = None,
+                 decoder: DecoderConfig | None = None):
         self.cfg = cfg
         self.alphabet = Alphabet(cfg.text.blank)
+        self.decoder = Decoder(decoder, self.alphabet)  # greedy unless decoder says beam
         self.spec = cfg.audio.feature_spec()
         self.log_probs = log_probs_fn  # Batch -> (log_probs, lengths), as a backend's
         self.engine = engine
@@ -34,7 +36,8 @@ class Transcriber:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | None = None,
-                        chunk_seconds: float | None = None, engine: str = "auto") -> Transcriber:
+                        chunk_seconds: float | None = None, engine: str = "auto",
+                        decoder: DecoderConfig | None = None) -> Transcriber:
         """``engine``: ``fp32`` (the checkpoint's backend as trained: exact), ``int8`` (torch
         with int8 dynamic quantization, CPU) or ``auto``: the fastest, int8 for a PyTorch
         model on CPU (at the official size 2.5x faster than fp32 PyTorch or ONNX Runtime;
@@ -48,11 +51,12 @@ class Transcriber:
         on_cpu = getattr(getattr(backend, "device", None), "type", "") == "cpu"
         if engine == "int8" or (engine == "auto" and on_cpu and hasattr(backend, "quantize_int8")):
             quantize_int8(backend)
-            return cls(cfg, backend.log_probs, f"{backend.name}-int8", chunk_seconds)
-        return cls(cfg, backend.log_probs, backend.name, chunk_seconds)
+            return cls(cfg, backend.log_probs, f"{backend.name}-int8", chunk_seconds, decoder)
+        return cls(cfg, backend.log_probs, backend.name, chunk_seconds, decoder)
 
     @classmethod
-    def from_onnx(cls, path: str | Path, threads: int = 0, chunk_seconds: float | None = None) -> Transcriber:
+    def from_onnx(cls, path: str | Path, threads: int = 0, chunk_seconds: float | None = None,
+                  decoder: DecoderConfig | None = None) -> Transcriber:
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such ONNX model (export one with `ds2 export`)")
         session = contract.open_session(path, threads)
@@ -63,7 +67,7 @@ class Transcriber:
         def log_probs(batch: Batch) -> tuple[np.ndarray, np.ndarray]:
             return contract.run(session, batch.features, batch.feature_lengths)
 
-        return cls(cfg, log_probs, engine, chunk_seconds)
+        return cls(cfg, log_probs, engine, chunk_seconds, decoder)
 
     def _chunks(self, samples: np.ndarray) -> list[tuple[float, np.ndarray]]:
         limit = int(self.chunk_seconds * self.spec.sample_rate)
@@ -86,8 +90,9 @@ class Transcriber:
             batch = Batch(features, np.array([features.shape[2]], dtype=np.int64), np.zeros((1, 1), np.int64),
                           np.zeros(1, np.int64), [""], [""])
             log_probs, lengths = self.log_probs(batch)
-            texts.append(greedy_decode(log_probs, lengths, self.alphabet)[0])
-            words += greedy_words(log_probs[0, : int(lengths[0])], self.alphabet, self.frame_seconds, offset)
+            path = self.decoder.path(log_probs[0], int(lengths[0]))  # one search for the text and the timings
+            texts.append(path_text(path, self.alphabet))
+            words += path_words(path, self.alphabet, self.frame_seconds, offset)
         return {"text": " ".join(t for t in texts if t),
                 "duration": round(len(samples) / self.spec.sample_rate, 3),
                 "words": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(w).items()}
