@@ -26,5 +26,5 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 # torch is pinned to 2.13.0 (CPU wheel) in pyproject.toml; a newer one would be a CUDA build.
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,voices]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,voices,lm]'
 echo "setup: ready (.venv/bin/ds2)"
