@@ -307,13 +307,14 @@ def setup(cfg: Config, out_dir: str | Path, resume: bool, pretrained: str | None
         if not run.last.exists():
             raise FileNotFoundError(f"--resume: no {run.last.name} in {run.dir}")
         progress = Progress(**backend.load(run.last, training_state=True))
-        if main_process:
-            run.truncate_steps(progress.global_step)
         log(f"resumed from {run.last} at epoch {progress.epoch + 1}, step {progress.step_in_epoch}")
     elif pretrained:
         backend.load_pretrained(Path(pretrained))
         log(f"initialised weights from {pretrained}")
     if main_process:
+        # Step rows past the starting point are from a run killed after logging them: a resumed run
+        # logs them again, and so does a fresh start in a folder whose killed run left no checkpoint.
+        run.truncate_steps(progress.global_step)
         save_config(cfg, run.dir / "config.yaml")
     train_set, dev_set = _load_datasets(cfg, backend, run, main_process)
 
