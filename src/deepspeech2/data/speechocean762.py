@@ -56,14 +56,14 @@ def _from_kaldi(root: Path) -> list[tuple[str, Utterance]]:
         texts: dict[str, str] = {}
         for lineno, line in enumerate((folder / "text").read_text(encoding="utf-8").splitlines(), 1):
             if line.strip():
-                utt, _, text = line.strip().partition(" ")
-                if not text:
+                utt, _, text = line.strip().replace("\t", " ").partition(" ")
+                if not text.strip():
                     raise CorpusError(f"{folder / 'text'}:{lineno}: no transcript for {utt}")
                 texts[utt] = " ".join(text.split()).upper()
         for lineno, line in enumerate((folder / "wav.scp").read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
-            utt, _, rel = line.strip().partition(" ")
+            utt, _, rel = line.strip().replace("\t", " ").partition(" ")
             path = root / rel.strip()
             if utt not in texts:
                 raise CorpusError(f"{folder / 'wav.scp'}:{lineno}: {utt} has no line in {folder / 'text'}")
