@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +16,8 @@ import torch
 from conftest import tiny_config
 from deepspeech2.backends.torch.engine import load_checkpoint_file
 from deepspeech2.cli import main as ds2
-from deepspeech2.config import save_config
 from deepspeech2.data.manifest import Utterance, read_manifest, write_manifest
+from deepspeech2.metrics import char_edits
 from deepspeech2.train import train
 
 
@@ -60,37 +57,6 @@ def _weights(path: Path) -> dict:
     return load_checkpoint_file(path)["model"]
 
 
-def test_resume_after_kill_is_exact(tiny_corpus, tmp_path):
-    """A run killed with SIGKILL and resumed ends with the same weights as one never stopped."""
-    cfg = tiny_config(tiny_corpus["train"], "", tmp_path / "features", epochs=3, checkpoint_every=3)
-    train(cfg, tmp_path / "straight")
-
-    killed = tmp_path / "killed"
-    save_config(cfg, tmp_path / "cfg.yaml")
-    cmd = [sys.executable, "-m", "deepspeech2.cli", "train", "--config", str(tmp_path / "cfg.yaml"),
-           "--out", str(killed)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None:
-        ckpts = list(killed.glob("DeepSpeech-1_*.pt"))
-        if ckpts:
-            break
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
-    progress = load_checkpoint_file(killed / "last.pt")["progress"]
-    assert progress["global_step"] < 36
-
-    assert ds2(["train", "--resume", str(killed)]) == 0
-    straight, resumed = _weights(tmp_path / "straight" / "last.pt"), _weights(killed / "last.pt")
-    assert straight.keys() == resumed.keys()
-    for name in straight:
-        assert torch.equal(straight[name], resumed[name]), name
-    rows = list(csv.DictReader(open(killed / "steps.csv")))
-    assert [int(r["global_step"]) for r in rows] == list(range(1, 37))
-
-
 def test_onnx_export_matches_and_transcribes_like_pytorch(trained_run, tiny_corpus, tmp_path, capsys):
     onnx_path = tmp_path / "model.onnx"
     assert ds2(["export", "--checkpoint", str(trained_run / "best.pt"), "--out", str(onnx_path),
@@ -98,12 +64,19 @@ def test_onnx_export_matches_and_transcribes_like_pytorch(trained_run, tiny_corp
     out = capsys.readouterr().out
     diff = float(out.split("max abs difference to the checkpoint's output ")[1].split()[0])
     assert diff < 1e-4
-    files = [u.path for u in read_manifest(tiny_corpus["dev"])[:4]]
+    dev = read_manifest(tiny_corpus["dev"])[:8]
+    files = [u.path for u in dev]
     assert ds2(["transcribe", *files, "--checkpoint", str(trained_run / "best.pt"), "--engine", "fp32"]) == 0
     by_torch = capsys.readouterr().out
     assert ds2(["transcribe", *files, "--onnx", str(onnx_path)]) == 0
     by_onnx = capsys.readouterr().out
-    assert by_torch == by_onnx and len(by_onnx.splitlines()) == 4
+    assert by_torch == by_onnx
+    # What it says, not just that it ran: "path<TAB>text" per file, the digits mostly right
+    # (character error rate 3 % on FSDD, 19 % on the synthesized stand-in after these 6 epochs).
+    lines = [line.split("\t") for line in by_onnx.splitlines()]
+    assert [path for path, _ in lines] == files and all(text for _, text in lines)
+    edits, chars = np.sum([char_edits(u.text, text) for u, (_, text) in zip(dev, lines, strict=True)], axis=0)
+    assert edits / chars < 0.3, by_onnx
     assert ds2(["transcribe", files[0], "--onnx", str(onnx_path), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["duration"] > 0 and all(0 <= w["start"] < w["end"] <= result["duration"] + 0.05
