@@ -548,6 +548,7 @@ def build_mini_corpus(
             else:
                 pending.append(job)
 
+    failures: list[dict] = []
     if pending:
         workers = max(1, jobs or os.cpu_count() or 1)
         # Threads suffice: the engines run as subprocesses, and numpy/soxr release the GIL.
@@ -558,17 +559,35 @@ def build_mini_corpus(
             futures = {pool.submit(synthesize, j.text, j.voice, j.path): j for j in pending}
             try:
                 for future in as_completed(futures):
-                    durations[futures[future].path] = future.result()
+                    job = futures[future]
+                    try:
+                        durations[job.path] = future.result()
+                    except RuntimeError as e:
+                        # The engine failed this sentence: reported, skipped and counted per voice.
+                        failures.append({"split": job.split, "voice": job.voice.name, "text": job.text,
+                                         "error": str(e).strip().splitlines()[0]})
+                        if len(failures) <= 10:
+                            _warn(f"voice {job.voice.name} failed on {job.text!r}, skipped: {failures[-1]['error']}")
                     bar.update(1)
             except BaseException:
-                # Stop at the first failure; finished wavs stay on disk for the next run.
+                # Stop at an interruption; finished wavs stay on disk for the next run.
                 for future in futures:
                     future.cancel()
                 raise
 
-    for split, plan in todo.items():
+    if failures:
+        by_voice = Counter(f["voice"] for f in failures)
+        counts = ", ".join(f"{voice}: {n}" for voice, n in by_voice.most_common())
+        _warn(f"{len(failures)} of {len(pending)} utterances failed and were skipped ({counts}); "
+              f"see {out_dir / 'failed.jsonl'}")
+        atomic_write_text(out_dir / "failed.jsonl", "".join(json.dumps(f) + "\n" for f in failures))
+        if len(failures) == len(pending) and not durations:
+            raise RuntimeError(f"every utterance failed to synthesize; first error: {failures[0]['error']}")
+    # A failed utterance is left out of its split (a rerun tries it again).
+    plans = {split: [j for j in plan if j.path in durations] for split, plan in plans.items()}
+    for split in todo:
         write_manifest(manifests[split], [Utterance(str(j.path), j.text, durations[j.path],
-                                                    speaker=j.voice.name) for j in plan])
+                                                    speaker=j.voice.name) for j in plans[split]])
 
     summary = {
         "sample_rate": SAMPLE_RATE,
@@ -578,6 +597,7 @@ def build_mini_corpus(
         "voices": [{"name": v.name, "engine": v.engine, "args": list(v.args),
                     "held_out": v.name == held_out} for v in usable],
         "voices_left_out": dropped,
+        "failed_utterances": dict(Counter(f["voice"] for f in failures)),
         "splits": {
             split: {
                 "manifest": manifests[split].name,
