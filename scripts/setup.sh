@@ -22,9 +22,22 @@ if [ -n "$missing" ]; then
   fi
 fi
 
+# Debian's chromium: the browser test of ds2 serve's web page (Playwright's own browser
+# download is not used).
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "setup: installing chromium (the web page's browser test)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 chromium \
+      >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      --no-install-recommends -o DPkg::Lock::Timeout=600 chromium >/dev/null; }
+  else
+    echo "setup: the browser test needs chromium; run as root: sudo apt-get install -y chromium" >&2
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 # torch is pinned to 2.13.0 (CPU wheel) in pyproject.toml; a newer one would be a CUDA build.
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,voices,lm]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,voices,lm,serve]'
 echo "setup: ready (.venv/bin/ds2)"
