@@ -5,6 +5,10 @@ whichever serve test module asks first."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -36,3 +40,31 @@ def served_models(tmp_path_factory: pytest.TempPathFactory, tiny_corpus: dict[st
     train(tiny_config(tiny_corpus["train"], tiny_corpus["dev"], out / "features-bi", epochs=6), out / "bi")
     export_streaming(models["checkpoint"], models["onnx"])
     return models
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    """``ds2 serve`` in a process of its own; returns it and its base URL once it answers."""
+    import httpx
+
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "deepspeech2", "serve", "--model", str(model),
+                                "--port", str(port), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"ds2 serve exited: {process.stdout.read()}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"ds2 serve did not answer within 60 s: {process.stdout.read()}")

@@ -24,10 +24,11 @@ import json
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import numpy as np
 from fastapi import FastAPI, Request, WebSocket
@@ -116,51 +117,73 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
-class BodyLimit:
-    """ASGI middleware: a request body over ``limit`` bytes is answered 413 from its
-    Content-Length header without reading it, or as soon as the bytes received pass the limit."""
+class Guard:
+    """ASGI middleware in front of everything: the upload limit (413 from the Content-Length
+    header without reading the body, or as soon as the bytes received pass the limit), the API
+    key on the API paths, and the request metrics."""
 
-    def __init__(self, app, limit: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, authorized: Callable[[dict, dict], bool], metrics: Metrics):
+        self.app, self.limit, self.authorized, self.metrics = app, limit, authorized, metrics
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            return await _send_413(send, self.limit, int(length))
-        received = 0
-        started = False
-
-        async def limited_receive():
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise BodyTooLarge
-            return message
+        path = scope["path"]
+        api = path.startswith("/v1/") or path in ("/healthz", "/metrics")
+        started = time.perf_counter()
+        status = 500
+        response_started = False
 
         async def tracking_send(message):
-            nonlocal started
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
-                started = True
+                status, response_started = message["status"], True
             await send(message)
 
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        length = headers.get("content-length", "")
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await _send_413(send, self.limit, None)
+            if api and not self.authorized(headers, query):
+                await _send_json(tracking_send, 401, {"error": "missing or wrong API key "
+                                                               "(Authorization: Bearer KEY or X-API-Key)"},
+                                 [(b"www-authenticate", b"Bearer")])
+            elif length.isdigit() and int(length) > self.limit:
+                await _send_413(tracking_send, self.limit, int(length))
+            else:
+                received = 0
+
+                async def limited_receive():
+                    nonlocal received
+                    message = await receive()
+                    if message["type"] == "http.request":
+                        received += len(message.get("body", b""))
+                        if received > self.limit:
+                            raise BodyTooLarge
+                    return message
+
+                try:
+                    await self.app(scope, limited_receive, tracking_send)
+                except BodyTooLarge:
+                    if not response_started:
+                        await _send_413(tracking_send, self.limit, None)
+        finally:
+            if api and path != "/metrics":
+                self.metrics.request(path, status, time.perf_counter() - started)
+
+
+async def _send_json(send, status: int, content: dict, headers: list | None = None) -> None:
+    body = json.dumps(content).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _send_413(send, limit: int, length: int | None) -> None:
     size = f"{length} bytes" if length is not None else "more"
-    body = json.dumps({"error": f"upload too large: {size}, the limit is {limit} bytes (--max-upload-mb)"}).encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": body})
+    await _send_json(send, 413, {"error": f"upload too large: {size}, the limit is {limit} bytes (--max-upload-mb)"},
+                     [(b"connection", b"close")])
 
 
 def decode_audio(data: bytes | io.IOBase, name: str, sample_rate: int, max_seconds: float | None) -> np.ndarray:
@@ -248,26 +271,14 @@ def create_app(recognizer: Recognizer, options: ServeOptions | None = None, deco
             given = auth[7:].strip()
         return hmac.compare_digest(given.encode(), options.api_key.encode())
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next: Callable[[Request], Awaitable]):
-        started = time.perf_counter()
-        path = request.url.path
-        api = path.startswith("/v1/") or path in ("/healthz", "/metrics")
-        if api and not authorized(request.headers, request.query_params):
-            response = JSONResponse({"error": "missing or wrong API key (Authorization: Bearer KEY or X-API-Key)"},
-                                    401, headers={"WWW-Authenticate": "Bearer"})
-        else:
-            try:
-                response = await call_next(request)
-            except HTTPError as e:
-                response = JSONResponse({"error": e.message}, e.status, headers=e.headers)
-        if api and path != "/metrics":
-            metrics.request(path, response.status_code, time.perf_counter() - started)
-        return response
-
     @app.exception_handler(HTTPError)
     async def http_error(request: Request, e: HTTPError):
         return JSONResponse({"error": e.message}, e.status, headers=e.headers)
+
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(request: Request, e: BodyTooLarge):
+        return JSONResponse({"error": f"upload too large: more than {options.max_upload_bytes} bytes "
+                                      "(--max-upload-mb)"}, 413, headers={"Connection": "close"})
 
     async def read_upload(request: Request, field: str = "file") -> tuple[bytes | io.IOBase, str, dict]:
         """The audio of a request (multipart ``field`` or the raw body) and the other form fields."""
@@ -277,7 +288,7 @@ def create_app(recognizer: Recognizer, options: ServeOptions | None = None, deco
                 form = await request.form(max_part_size=options.max_upload_bytes)
             except BodyTooLarge:
                 raise
-            except Exception as e:
+            except Exception as e:  # python-multipart's parse errors
                 raise HTTPError(400, f"malformed multipart body ({e})") from None
             upload = form.get(field)
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
@@ -357,7 +368,7 @@ def create_app(recognizer: Recognizer, options: ServeOptions | None = None, deco
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.add_middleware(BodyLimit, limit=options.max_upload_bytes)  # outermost: before any parsing
+    app.add_middleware(Guard, limit=options.max_upload_bytes, authorized=authorized, metrics=metrics)
 
     @app.websocket("/v1/stream")
     async def stream(ws: WebSocket):
