@@ -296,6 +296,26 @@ def test_bidirectional_model_streams_by_redecoding(models, dev):
     assert messages[-1]["text"] == reference.transcribe(utt.path)["text"]
 
 
+def test_beam_decoder_gives_the_final_text(models, dev, offline):
+    """--decoder: the final text and timings come from the configured decoder (beam search here,
+    without an LM), as `ds2 transcribe` with the same decoder gives them; partials stay greedy."""
+    from deepspeech2.decoding import DecoderConfig
+
+    decoder = DecoderConfig(type="beam", beam_width=16)
+    recognizer = Recognizer.load(models["onnx"], decoder=decoder)
+    reference = Transcriber.from_checkpoint(models["checkpoint"], engine="fp32", decoder=decoder)
+    utt = next(u for u in dev if offline[u.path] == u.text)
+    with TestClient(create_app(recognizer)) as c:
+        assert c.get("/v1/models").json()["data"][0]["decoder"] == "beam(width=16)"
+        body = c.post("/v1/transcribe", content=Path(utt.path).read_bytes()).json()
+        with c.websocket_connect("/v1/stream") as ws:
+            final = _stream(ws, _pcm(utt.path))[-1]
+    expected = reference.transcribe(utt.path)
+    assert body["decoder"] == final["decoder"] == "beam(width=16)"
+    assert body["text"] == final["text"] == expected["text"] == utt.text
+    assert body["words"] == final["words"] == expected["words"]
+
+
 def test_api_key_on_every_endpoint(models, dev):
     app = create_app(Recognizer.load(models["onnx"]), ServeOptions(api_key="s3cret"))
     data = Path(dev[0].path).read_bytes()

@@ -250,8 +250,9 @@ def subtitles(words: list[dict], fmt: str) -> str:
     return "\n".join(blocks) + ("\n" if not blocks else "")
 
 
-def create_app(recognizer: Recognizer, options: ServeOptions | None = None, decoder_name: str = "greedy"):
+def create_app(recognizer: Recognizer, options: ServeOptions | None = None):
     """The FastAPI application serving ``recognizer``."""
+    decoder_name = recognizer.decoder_name
     options = options or ServeOptions()
     workers = options.workers or os.cpu_count() or 1
     pool = ThreadPoolExecutor(workers, thread_name_prefix="ds2-infer")
@@ -357,7 +358,7 @@ def create_app(recognizer: Recognizer, options: ServeOptions | None = None, deco
 
     @app.get("/v1/models")
     async def models():
-        return {"object": "list", "data": [{**recognizer.describe(), "decoder": decoder_name}]}
+        return {"object": "list", "data": [recognizer.describe()]}
 
     @app.get("/metrics")
     async def prometheus():
@@ -471,11 +472,11 @@ def create_app(recognizer: Recognizer, options: ServeOptions | None = None, deco
                                       f"{text[:40]!r}")
                 return
             ended = time.perf_counter()
-            await in_pool(session.finish)
-            result = {"text": session.text(), "final": True, "duration": round(session.seconds, 3),
+            final = await in_pool(session.finish)
+            result = {"text": final["text"], "final": True, "duration": round(session.seconds, 3),
                       "engine": recognizer.engine, "decoder": decoder_name}
             if want_words:
-                result["words"] = session.words()
+                result["words"] = final["words"]
             result["latency"] = round(time.perf_counter() - ended, 4)  # end of audio -> final text
             await ws.send_json(result)
             metrics.audio_seconds += session.seconds
@@ -500,8 +501,13 @@ def serve(model: str, host: str = "127.0.0.1", port: int = 8000, options: ServeO
     options = options or ServeOptions()
     workers = options.workers or os.cpu_count() or 1
     threads = max(1, (os.cpu_count() or 1) // workers)
-    recognizer = Recognizer.load(model, threads=threads, engine=engine)
-    app = create_app(recognizer, options, decoder or "greedy")
+    decoder_cfg = None
+    if decoder:
+        from ..decoding import load_decoder_config
+
+        decoder_cfg = load_decoder_config(decoder)
+    recognizer = Recognizer.load(model, threads=threads, engine=engine, decoder=decoder_cfg)
+    app = create_app(recognizer, options)
     where = "all interfaces" if host in ("0.0.0.0", "::") else host
     print(f"ds2 serve: {recognizer.path} ({recognizer.engine}, {recognizer.mode} streaming) on http://{host}:{port}/ "
           f"[{where}; {workers} inference threads{'; API key required' if options.api_key else ''}]", flush=True)

@@ -26,7 +26,7 @@ import numpy as np
 from .. import onnx_contract as contract
 from ..audio import FeatureSpec, _window
 from ..config import Config
-from ..decoding import collapse, greedy_path, greedy_words
+from ..decoding import Decoder, DecoderConfig, collapse, greedy_path, greedy_words, path_text, path_words
 from ..text import Alphabet
 
 STREAMING_KEY = "deepspeech2_streaming"  # ONNX metadata of a ``ds2 export --streaming`` model: "1"
@@ -208,8 +208,15 @@ class Recognizer:
     """
 
     def __init__(self, cfg: Config, path: str, engine: str, streaming: StreamingEngine | None, offline=None,
-                 redecode_seconds: float = 1.0, pause_seconds: float = 0.8):
+                 redecode_seconds: float = 1.0, pause_seconds: float = 0.8, decoder: DecoderConfig | None = None):
         self.cfg = cfg
+        self.decoder_cfg = (decoder or DecoderConfig()).validate()
+        self.decoder_name = describe_decoder(self.decoder_cfg)
+        # flashlight's beam decoders keep state while they decode: one per inference thread
+        # (the LM itself is loaded once and shared).
+        self._decoders = threading.local()
+        # A Transcriber has one decoder: with beam search its calls take turns.
+        self._offline_lock = threading.Lock() if self.decoder_cfg.type == "beam" else None
         self.path = path
         self.engine = engine
         self.streaming = streaming
@@ -222,16 +229,37 @@ class Recognizer:
         self.redecode_seconds = redecode_seconds
         self.pause_seconds = pause_seconds
 
+    def decoder(self) -> Decoder:
+        """This thread's decoder (the final text and timings; partial text is always greedy)."""
+        decoder = getattr(self._decoders, "decoder", None)
+        if decoder is None:
+            decoder = self._decoders.decoder = Decoder(self.decoder_cfg, self.alphabet)
+        return decoder
+
+    def final(self, log_probs: np.ndarray) -> dict:
+        """{"text", "words"} of a whole utterance's log-probabilities, with the configured decoder."""
+        path = self.decoder().path(log_probs) if len(log_probs) else np.zeros(0, np.int64)
+        return {"text": path_text(path, self.alphabet),
+                "words": [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(w).items()}
+                          for w in path_words(path, self.alphabet, self.frame_seconds)]}
+
+    def offline_transcribe(self, samples: np.ndarray) -> dict:
+        if self._offline_lock is None:
+            return self.offline.transcribe_samples(samples)
+        with self._offline_lock:
+            return self.offline.transcribe_samples(samples)
+
     # -- loading -------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | Path, threads: int = 1, engine: str = "auto", **options) -> Recognizer:
+    def load(cls, path: str | Path, threads: int = 1, engine: str = "auto", decoder: DecoderConfig | None = None,
+             **options) -> Recognizer:
         """An ONNX export (a streaming one, or the plain one) or a checkpoint; ``threads`` per inference."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such model file (an ONNX export or a checkpoint)")
         if path.suffix == ".onnx":
-            return cls._load_onnx(path, threads, **options)
-        return cls._load_checkpoint(path, threads, engine, **options)
+            return cls._load_onnx(path, threads, decoder=decoder, **options)
+        return cls._load_checkpoint(path, threads, engine, decoder=decoder, **options)
 
     @classmethod
     def _load_onnx(cls, path: Path, threads: int, **options) -> Recognizer:
@@ -244,7 +272,8 @@ class Recognizer:
         from ..transcribe import Transcriber
 
         del session
-        return cls(cfg, str(path), label, None, Transcriber.from_onnx(path, threads=threads), **options)
+        return cls(cfg, str(path), label, None,
+                   Transcriber.from_onnx(path, threads=threads, decoder=options.get("decoder")), **options)
 
     @classmethod
     def _load_checkpoint(cls, path: Path, threads: int, engine: str, **options) -> Recognizer:
@@ -262,7 +291,7 @@ class Recognizer:
                        **options)
         from ..transcribe import Transcriber
 
-        transcriber = Transcriber.from_checkpoint(path, device="cpu", engine=engine)
+        transcriber = Transcriber.from_checkpoint(path, device="cpu", engine=engine, decoder=options.get("decoder"))
         return cls(cfg, str(path), transcriber.engine, None, transcriber, **options)
 
     # -- offline ---------------------------------------------------------------------------
@@ -270,10 +299,9 @@ class Recognizer:
         """{"text", "words", "duration"} of mono float32 samples at ``sample_rate``."""
         duration = round(len(samples) / self.sample_rate, 3)
         if self.streaming is None:
-            result = self.offline.transcribe_samples(samples)
+            result = self.offline_transcribe(samples)
             return {"text": result["text"], "words": result["words"], "duration": duration}
-        stream = self._stream_all(samples)
-        return {"text": stream.text(), "words": stream.words(), "duration": duration}
+        return {**self.final(self._stream_all(samples).log_probs), "duration": duration}
 
     def transcribe_log_probs(self, samples: np.ndarray) -> np.ndarray:
         """The streaming model's log-probabilities (frames, classes) of all of ``samples``."""
@@ -297,7 +325,16 @@ class Recognizer:
                 "bidirectional": self.cfg.model.bidirectional,
                 "lookahead_seconds": (round(self.cfg.model.lookahead_context * self.frame_seconds, 3)
                                       if self.mode == "streaming" else None),
-                "redecode_seconds": self.redecode_seconds if self.mode == "redecode" else None}
+                "redecode_seconds": self.redecode_seconds if self.mode == "redecode" else None,
+                "decoder": self.decoder_name}
+
+
+def describe_decoder(cfg: DecoderConfig) -> str:
+    """"greedy", or "beam" with its width and LM file, for answers and /v1/models."""
+    if cfg.type != "beam":
+        return "greedy"
+    lm = f", lm={Path(cfg.lm).name}, alpha={cfg.alpha:g}, beta={cfg.beta:g}" if cfg.lm else ""
+    return f"beam(width={cfg.beam_width}{lm})"
 
 
 def can_stream(cfg: Config) -> bool:
@@ -355,16 +392,15 @@ class StreamingSession(_Session):
             self.started = True
             return True
 
-    def finish(self) -> None:
+    def finish(self) -> dict:
+        """The end of the stream: the last frames, then the final {"text", "words"} (configured decoder)."""
         with self.lock:
-            if self.finished:
-                return
+            if not self.finished and self.samples_in:
+                zeros = np.zeros((self.layout.num_bins, self.layout.final_features()), np.float32)
+                self._step(np.concatenate([self.pending, self.spectrogram.finish(), zeros], axis=1), final=True)
+                self.pending = self.pending[:, :0]
             self.finished = True
-            if not self.samples_in:
-                return
-            zeros = np.zeros((self.layout.num_bins, self.layout.final_features()), np.float32)
-            self._step(np.concatenate([self.pending, self.spectrogram.finish(), zeros], axis=1), final=True)
-            self.pending = self.pending[:, :0]
+            return self.recognizer.final(self.log_probs)
 
     def _step(self, features: np.ndarray, final: bool) -> None:
         state = {**self.state, **self.layout.tails(final)}
@@ -372,10 +408,8 @@ class StreamingSession(_Session):
         self.log_probs = np.concatenate([self.log_probs, log_probs])
 
     def text(self) -> str:
+        """The greedy text so far (partial results)."""
         return _text(self.log_probs, self.alphabet)
-
-    def words(self) -> list[dict]:
-        return _words(self.log_probs, self.alphabet, self.recognizer.frame_seconds)
 
     def pause_segment(self) -> dict | None:
         """The segment since the last one, when the output has been blank for ``pause_seconds``
@@ -415,24 +449,22 @@ class RedecodeSession(_Session):
             self._decode()
             return True
 
-    def finish(self) -> None:
+    def finish(self) -> dict:
         with self.lock:
             if not self.finished and self.samples_in:
                 self._decode()
             self.finished = True
+            return dict(self.result)
 
     def _decode(self) -> None:
         samples = np.concatenate(self.audio) if self.audio else np.zeros(0, np.float32)
         self.audio = [samples]
         self.decoded_at = self.samples_in
-        result = self.recognizer.offline.transcribe_samples(samples)
+        result = self.recognizer.offline_transcribe(samples)
         self.result = {"text": result["text"], "words": result["words"]}
 
     def text(self) -> str:
         return self.result["text"]
-
-    def words(self) -> list[dict]:
-        return self.result["words"]
 
     def pause_segment(self) -> dict | None:
         return None  # the whole text is decoded again each time: segments would be revised
