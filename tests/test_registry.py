@@ -260,3 +260,41 @@ def test_the_official_ckpt_reader_refuses_other_files(tmp_path):
     (tmp_path / "junk.ckpt").write_bytes(b"\x0a\xff\xff\xff")
     with pytest.raises(CkptFormatError, match="junk.ckpt"):
         read_ckpt_file(tmp_path / "junk.ckpt")
+
+
+def test_an_official_ckpt_without_a_config_gets_the_official_settings(release, tmp_path, monkeypatch):
+    """The official DeepSpeech.ckpt holds no config and MindSpore 1.x parameter names (w_ih_list.N…):
+    converted with configs/mindspore_official.yaml (here a same-shaped tiny stand-in for that file, so
+    that the test stays small), its Adam state left out."""
+    import deepspeech2.config
+    from conftest import tiny_config
+    from deepspeech2.backends.base import create_backend
+    from deepspeech2.backends.mindspore.ckpt_file import write_ckpt_file
+    from deepspeech2.backends.mindspore.convert import mindspore_from_torch
+    from deepspeech2.config import save_config
+
+    cfg = tiny_config()
+    cfg.name, cfg.text.blank, cfg.model.conv_activation, cfg.model.mask_padding = "official", "last", "tanh", False
+    cfg.model.rnn_type, cfg.model.rnn_batchnorm, cfg.audio.n_fft = "lstm", False, 320
+    save_config(cfg, tmp_path / "official.yaml")
+    monkeypatch.setattr(deepspeech2.config, "OFFICIAL_CONFIG", tmp_path / "official.yaml")
+    original = create_backend(cfg, "cpu")
+    params = mindspore_from_torch({k: v.numpy() for k, v in original.model.state_dict().items()}, cfg)
+    legacy = {}
+    for name, value in params.items():  # MindSpore 1.x: RNN.lstms.0.w_ih_list.1 for the reverse direction
+        for kind, short in (("weight_ih", "w_ih"), ("weight_hh", "w_hh"), ("bias_ih", "b_ih"), ("bias_hh", "b_hh")):
+            for suffix, index in (("_l0_reverse", 1), ("_l0", 0)):
+                if name.endswith(f".{kind}{suffix}"):
+                    name = name[: -len(f"{kind}{suffix}")] + f"{short}_list.{index}"
+        legacy[name] = value
+    assert any("w_ih_list.1" in k for k in legacy)
+    legacy["beta1_power"] = np.array([0.9], dtype=np.float32)
+    write_ckpt_file(tmp_path / "DeepSpeech.ckpt", legacy)
+    name, model = registry.import_model(tmp_path / "DeepSpeech.ckpt", "mindspore-official")
+    converted_cfg = read_config(model)
+    assert converted_cfg.name == "official" and converted_cfg.text.blank == "last"
+    assert converted_cfg.audio.n_fft == 320 and converted_cfg.audio.window == "hamming"
+    converted = create_backend(converted_cfg, "cpu")
+    converted.load(model, training_state=False)
+    for key, value in original.model.state_dict().items():
+        torch.testing.assert_close(converted.model.state_dict()[key], value)
