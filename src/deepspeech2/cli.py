@@ -253,7 +253,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     if args.recipe == "librispeech":
         options = {"subsets": args.subsets, "base_url": args.base_url, "checksums": args.checksums, "wav": args.wav,
                    "jobs": args.jobs, "download": not args.no_download}
-    run_recipe(args.recipe, args.out, args.root or args.data, args.overrides, options, args.config)
+    lm_options = {"decoder": _decoder_config(args), "lm_text": args.lm_text, "no_lm": args.no_lm}
+    run_recipe(args.recipe, args.out, args.root or args.data, args.overrides, options, args.config, lm_options)
 
 
 def _floats(value: str) -> list[float]:
@@ -293,7 +294,8 @@ def cmd_lm(args: argparse.Namespace) -> None:
             raise SystemExit("ds2 lm tune needs exactly one of --checkpoint C or --onnx M")
         base = load_decoder_config(args.decoder) if args.decoder else None
         tune_model(args.manifest, args.lm, args.out, args.checkpoint, args.onnx, args.alphas, args.betas,
-                   args.trials, args.beam_width, base, args.jobs, args.cache_dir)
+                   args.trials, args.beam_width, base, args.jobs, args.cache_dir,
+                   widths=[int(w) for w in args.widths])
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -547,6 +549,9 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--trials", type=int, default=0,
                     help="random search: this many points within the alphas' and betas' ranges (default: the grid)")
     lt.add_argument("--beam-width", type=int, default=64)
+    lt.add_argument("--widths", type=_floats, default="",
+                    help="then try these beam widths (e.g. 16,32,64) at the best alpha and beta; the smallest "
+                         "within 0.1 WER points of the best goes into decoder.yaml")
     lt.add_argument("--decoder", help="a decoder.yaml whose pruning settings to start from")
     lt.add_argument("--jobs", type=int, help="processes (default: all cores)")
     lt.add_argument("--cache-dir", help="feature cache (default: the model's)")

@@ -7,6 +7,7 @@ recipe again picks up where it stopped (an interrupted training is resumed).
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ class Manifests:
     tests: dict[str, Path] = field(default_factory=dict)
     config: str | None = None  # the config the data calls for, when it is not the recipe's
     int8: bool = False  # also export an int8 ONNX model (model.int8.onnx)
+    lm: str | None = None  # "build": an LM from the training text; "librispeech": OpenSLR's (ds2 lm download)
 
 
 def _prepare_mini(out: Path, data: str | None, options: dict) -> Manifests:
@@ -34,7 +36,7 @@ def _prepare_mini(out: Path, data: str | None, options: dict) -> Manifests:
 
     paths = build_mini_corpus(out / "corpus", text_file=data, **options)
     tests = {"test": paths["test"], "test-unseen-voice": paths["test-unseen-voice"]}
-    return Manifests(paths["train"], paths["dev"], tests)
+    return Manifests(paths["train"], paths["dev"], tests, lm="build")
 
 
 def _prepare_fsdd(out: Path, data: str | None, options: dict) -> Manifests:
@@ -68,7 +70,7 @@ def _prepare_librispeech(out: Path, data: str | None, options: dict) -> Manifest
     dev = next((s for s in EVAL_SUBSETS if s in evals and s.startswith("dev-")), evals[0])
     big = any(s in ("train-clean-360", "train-other-500") for s in train)
     return Manifests(train_manifest, results[dev].manifest, {s: results[s].manifest for s in evals},
-                     config="librispeech960" if big else "librispeech100")
+                     config="librispeech960" if big else "librispeech100", lm="librispeech")
 
 
 def _prepare_english(out: Path, data: str | None, options: dict) -> Manifests:
@@ -87,9 +89,89 @@ RECIPES: dict[str, tuple[str, Callable[[Path, str | None, dict], Manifests]]] = 
 }
 
 
+# The recipes' LM: a character 8-gram (lexicon-free decoding); beam widths tried after alpha and beta.
+LM_ORDER = 8
+TUNE_WIDTHS = (16, 32, 64)
+
+
+def default_lm_text() -> Path:
+    """The shared English sentences (LJ Speech's transcripts) the mini recipe's LM adds to its
+    training sentences; ``$DS2_SHARED_DATA`` overrides the shared data folder."""
+    shared = os.environ.get("DS2_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data"
+    return Path(shared) / "text" / "ljspeech_sentences.txt"
+
+
+def _newer(path: Path, *than: Path) -> bool:
+    return path.exists() and all(path.stat().st_mtime >= p.stat().st_mtime for p in than)
+
+
+def _recipe_lm(out: Path, manifests: Manifests, options: dict) -> Path:
+    """The recipe's LM: OpenSLR's pruned 3-gram (librispeech), or a character 8-gram built from
+    the training sentences plus ``lm_text`` files, without any dev or test sentence."""
+    from .lm import build_lm, download_librispeech_lm
+
+    if manifests.lm == "librispeech":
+        name = "3-gram.pruned.1e-7.arpa.gz"
+        return download_librispeech_lm(Path(options["root"]) / "lm", [name])[name]
+    texts = [str(Path(t).resolve()) for t in options.get("lm_text") or []]
+    if not texts and default_lm_text().is_file():
+        texts = [str(default_lm_text())]
+    exclude = {u.text for m in [manifests.dev, *manifests.tests.values()] for u in read_any_manifest(m)}
+    train_sentences = [u.text for u in read_any_manifest(manifests.train)]
+    lm_path, record = out / "lm" / "lm.arpa", out / "lm" / "lm.json"
+    settings = {"texts": texts, "training_sentences": len(train_sentences), "unit": "char", "order": LM_ORDER,
+                "excluded_sentences": len(exclude)}
+    if lm_path.exists() and record.exists() and json.loads(record.read_text()).get("settings") == settings:
+        print(f"LM: {lm_path} (already built)")
+        return lm_path
+    if not texts:
+        print(f"LM: {default_lm_text()} not found; the LM is built from the training sentences only")
+    report = build_lm(texts, lm_path, order=LM_ORDER, unit="char", exclude=exclude,
+                      extra_sentences=train_sentences, binary=False)
+    atomic_write_text(record, json.dumps({"settings": settings, "report": report}, indent=2) + "\n")
+    print(f"LM: {lm_path}: character {LM_ORDER}-gram of {report['sentences']:,} sentences "
+          f"({len(train_sentences):,} training, the rest from {', '.join(texts) or 'nothing'}; "
+          f"{report['excluded_lines']} dev/test sentences left out)")
+    return lm_path
+
+
+def _decode_with_lm(out: Path, manifests: Manifests, checkpoint: Path, cfg, options: dict) -> dict:
+    """Build (or download) and tune the recipe's LM unless a decoder was given, then evaluate the
+    test sets with it: {split: results}, in ``<split>-lm/``."""
+    from .decoding import load_decoder_config
+    from .tuning import tune_model
+
+    decoder = options.get("decoder")
+    if decoder is None:
+        lm_path = _recipe_lm(out, manifests, options)
+        decoder_path = out / "lm" / "decoder.yaml"
+        if _newer(decoder_path, checkpoint, lm_path):
+            print(f"decoder: {decoder_path} (already tuned)")
+        else:
+            tune_model(manifests.dev, lm_path, out / "lm", checkpoint=str(checkpoint), cache_dir=cfg.data.cache_dir,
+                       widths=TUNE_WIDTHS)
+        decoder = load_decoder_config(decoder_path)
+    results = {}
+    for split, manifest in manifests.tests.items():
+        results_file = out / f"{split}-lm" / "results.json"
+        if results_file.exists() and results_file.stat().st_mtime > checkpoint.stat().st_mtime:
+            saved = json.loads(results_file.read_text())
+            if saved.get("decoder") == decoder.to_dict():
+                results[split] = saved
+                print(f"{split}: already evaluated with the LM, WER {100 * saved['wer']:.2f} %")
+                continue
+        results[split] = evaluate_checkpoint(checkpoint, manifest, out / f"{split}-lm", cfg.data.cache_dir,
+                                             name=f"{split} (beam + LM)", verbose=False, decoder=decoder)
+    return results
+
+
 def run_recipe(name: str, out_dir: str | Path, data: str | None = None, overrides: list[str] | None = None,
-               prepare_options: dict | None = None, config: str | None = None) -> dict:
-    """Run every stage of recipe ``name`` into ``out_dir``; returns the summary."""
+               prepare_options: dict | None = None, config: str | None = None,
+               lm_options: dict | None = None) -> dict:
+    """Run every stage of recipe ``name`` into ``out_dir``; returns the summary.
+
+    ``lm_options``: ``decoder`` (a DecoderConfig to evaluate with instead of the recipe's own
+    LM), ``lm_text`` (text files for the LM), ``no_lm`` (greedy only), ``root`` (librispeech)."""
     from .train import train
 
     if name not in RECIPES:
@@ -138,6 +220,13 @@ def run_recipe(name: str, out_dir: str | Path, data: str | None = None, override
                                              verbose=False)
     timings["evaluate"] = time.time() - started
 
+    lm_options = {"root": data, **(lm_options or {})}
+    lm_results: dict = {}
+    if lm_options.get("decoder") or (manifests.lm and not lm_options.get("no_lm")):
+        started = stage("language model: build, tune on dev, evaluate with beam search")
+        lm_results = _decode_with_lm(out, manifests, checkpoint, cfg, lm_options)
+        timings["language model"] = time.time() - started
+
     started = stage("export")
     onnx_path = out / "model.onnx"
     if not onnx_path.exists() or onnx_path.stat().st_mtime < checkpoint.stat().st_mtime:
@@ -163,6 +252,8 @@ def run_recipe(name: str, out_dir: str | Path, data: str | None = None, override
     summary = {"recipe": name, "run": str(out), "checkpoint": str(checkpoint), "onnx": str(onnx_path),
                "results": {k: {"wer": v["wer"], "cer": v["cer"], "num_utterances": v["num_utterances"]}
                            for k, v in results.items()},
+               "results_lm": {k: {"wer": v["wer"], "cer": v["cer"], "num_utterances": v["num_utterances"],
+                                  "decoder": v.get("decoder")} for k, v in lm_results.items()},
                "example": {"path": example.path, "reference": example.text, "hypothesis": transcription["text"]},
                "seconds": {k: round(v, 1) for k, v in timings.items()}}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -170,5 +261,10 @@ def run_recipe(name: str, out_dir: str | Path, data: str | None = None, override
     for split, r in summary["results"].items():
         print(f"{split:>20}: WER {100 * r['wer']:6.2f} %  CER {100 * r['cer']:6.2f} %  "
               f"({r['num_utterances']} utterances) -> {out / split / 'results.json'}")
+        if split in summary["results_lm"]:
+            lm = summary["results_lm"][split]
+            change = (lm["wer"] - r["wer"]) / r["wer"] if r["wer"] else 0.0
+            print(f"{'beam + LM':>20}: WER {100 * lm['wer']:6.2f} %  CER {100 * lm['cer']:6.2f} %  "
+                  f"({100 * change:+.1f} % relative to greedy) -> {out / (split + '-lm') / 'results.json'}")
     print(f"{'model':>20}: {checkpoint} and {onnx_path}\n{'summary':>20}: {out / 'summary.json'}")
     return summary

@@ -270,9 +270,12 @@ def tune_model(manifest: str | os.PathLike, lm: str | os.PathLike, out_dir: str 
                checkpoint: str | None = None, onnx: str | None = None, alphas: Sequence[float] = DEFAULT_ALPHAS,
                betas: Sequence[float] = DEFAULT_BETAS, trials: int = 0, beam_width: int = 64,
                base: DecoderConfig | None = None, jobs: int | None = None, cache_dir: str | None = None,
-               decoder_path: str | os.PathLike | None = None, seed: int = 0) -> dict:
+               decoder_path: str | os.PathLike | None = None, seed: int = 0,
+               widths: Sequence[int] = ()) -> dict:
     """``ds2 lm tune``: grid (or ``trials`` random points in the grid's ranges) search of
-    alpha and beta on ``manifest``; writes decoder.yaml, tune.csv/json/png under ``out_dir``."""
+    alpha and beta on ``manifest``; writes decoder.yaml, tune.csv/json/png under ``out_dir``.
+    ``widths``: then try these beam widths at the best (alpha, beta) and keep the smallest
+    within 0.1 WER points of the best one (the decoding cost grows with the width)."""
     out = Path(out_dir)
     base = replace(base or DecoderConfig(), type="beam", lm=str(Path(lm).resolve()), beam_width=beam_width)
     log_probs, references, alphabet = model_log_probs(manifest, out, checkpoint, onnx, cache_dir)
@@ -281,9 +284,23 @@ def tune_model(manifest: str | os.PathLike, lm: str | os.PathLike, out_dir: str 
               else grid_points(alphas, betas))
     greedy = greedy_rates(log_probs, references, alphabet)
     rows = tune(log_probs, references, alphabet, base, points, jobs)
+    best = rows[0]
+    by_width = []
+    if widths:
+        point = [(best["alpha"], best["beta"])]
+        for width in sorted(set(widths)):
+            row = tune(log_probs, references, alphabet, replace(base, beam_width=width), point, 1, False)[0]
+            by_width.append({**row, "beam_width": width})
+        lowest = min(r["wer"] for r in by_width + [best])
+        base = replace(base, beam_width=min(r["beam_width"] for r in by_width if r["wer"] <= lowest + 1e-3))
     path = write_tuning(rows, base, out, greedy, decoder_path)
     print(format_table(rows, greedy))
-    best = rows[0]
-    print(f"best: alpha {best['alpha']:g}, beta {best['beta']:g}: dev WER {100 * best['wer']:.2f} % "
-          f"(greedy {100 * greedy['wer']:.2f} %) -> {path}; surface: {out / 'tune.png'}")
-    return {"best": best, "greedy": greedy, "decoder": str(path), "points": len(rows)}
+    for r in by_width:
+        print(f"beam width {r['beam_width']:>4}: dev WER {100 * r['wer']:.2f} %")
+    print(f"best: alpha {best['alpha']:g}, beta {best['beta']:g}, beam width {base.beam_width}: dev WER "
+          f"{100 * best['wer']:.2f} % (greedy {100 * greedy['wer']:.2f} %) -> {path}; surface: {out / 'tune.png'}")
+    if by_width:
+        info = json.loads((out / "tune.json").read_text())
+        atomic_write_text(out / "tune.json", json.dumps({**info, "widths": by_width}, indent=2) + "\n")
+    return {"best": best, "greedy": greedy, "decoder": str(path), "points": len(rows), "beam_width": base.beam_width,
+            "widths": by_width}
