@@ -74,7 +74,9 @@ class TorchBackend:
         self.net: nn.Module = self._wrap()
         self.ctc = nn.CTCLoss(blank=self.alphabet.blank_id, reduction="sum", zero_infinity=True)
         self.optimizer: torch.optim.Optimizer | None = None
-        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.train.precision == "fp16" and self.device.type == "cuda")
+        # fp16 gradients need loss scaling on any device (CPU autocast runs fp16 too); a step whose
+        # scaled gradients overflow is skipped and the scale halved (train_step returns None).
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=cfg.train.precision == "fp16")
 
     def _wrap(self) -> nn.Module:
         """The module the train step runs: the model, or DDP around it under torchrun."""
