@@ -191,6 +191,7 @@ def test_training_with_augmentation_and_a_time_budget(tiny_corpus, tmp_path, cap
     metrics = train(cfg, tmp_path / "run")
     out = capsys.readouterr().out
     assert "augmentation on: SpecAugment" in out and "train.max_minutes=0.05 reached" in out
+    assert "data: the training step waited" in out
     assert metrics["completed"] and metrics["dev_wer"] is not None
     history = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert history[-1]["global_step"] < 50 * 12  # the budget, not the epochs, ended it

@@ -414,8 +414,10 @@ def run_epoch(s: Session) -> EpochEnd:
             _barrier(backend)
             return EpochEnd(epoch, steps_per_epoch, lr, started, out_of_time, stopped=True)
     pbar.close()
-    if hasattr(batch_iter, "close"):
+    if isinstance(batch_iter, Prefetcher):
         batch_iter.close()
+        s.log(f"data: the training step waited {batch_iter.waited:.1f} s for augmented batches in "
+              f"{time.time() - started:.0f} s of epoch {epoch + 1}")
     if s.main_process:
         run.append_steps(pending)
     return EpochEnd(epoch, steps_per_epoch, lr, started, out_of_time)
@@ -469,27 +471,46 @@ def end_of_epoch(s: Session, end: EpochEnd) -> tuple[dict, bool]:
     return last_metrics, False
 
 
-def prefetch(make: Callable[[int], Any], steps: range, workers: int, depth: int = 0) -> Iterator[Any]:
+class Prefetcher:
     """``make(step)`` for each step, computed ``depth`` steps ahead by ``workers`` threads
-    (decoding, soxr and numpy release the GIL), yielded in order."""
-    workers = max(1, workers)
-    depth = depth or 2 * workers
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="ds2-batches")
-    futures: deque = deque()
-    todo = iter(steps)
-    try:
-        for step in todo:
-            futures.append(pool.submit(make, step))
-            if len(futures) >= depth:
+    (decoding, soxr and numpy release the GIL), yielded in order. ``waited``: seconds the
+    consumer spent blocked on a batch that was not ready, i.e. what data loading cost the
+    training step (0 when the workers keep ahead of the model)."""
+
+    def __init__(self, make: Callable[[int], Any], steps: range, workers: int, depth: int = 0):
+        workers = max(1, workers)
+        self.depth = depth or 2 * workers
+        self.make, self.todo = make, iter(steps)
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="ds2-batches")
+        self.futures: deque = deque()
+        self.waited = 0.0
+        for step in self.todo:
+            self.futures.append(self.pool.submit(make, step))
+            if len(self.futures) >= self.depth:
                 break
-        while futures:
-            result = futures.popleft().result()
-            next_step = next(todo, None)
-            if next_step is not None:
-                futures.append(pool.submit(make, next_step))
-            yield result
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+
+    def __iter__(self) -> Prefetcher:
+        return self
+
+    def __next__(self) -> Any:
+        if not self.futures:
+            self.close()
+            raise StopIteration
+        future = self.futures.popleft()
+        started = time.perf_counter()
+        result = future.result()
+        self.waited += time.perf_counter() - started
+        next_step = next(self.todo, None)
+        if next_step is not None:
+            self.futures.append(self.pool.submit(self.make, next_step))
+        return result
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def prefetch(make: Callable[[int], Any], steps: range, workers: int, depth: int = 0) -> Prefetcher:
+    return Prefetcher(make, steps, workers, depth)
 
 
 def _describe_augment(cfg: Config) -> str:
