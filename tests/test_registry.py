@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import importlib.util
 import json
 import wave
 from pathlib import Path
@@ -291,6 +292,9 @@ def test_an_official_ckpt_without_a_config_gets_the_official_settings(release, t
     legacy["beta1_power"] = np.array([0.9], dtype=np.float32)
     write_ckpt_file(tmp_path / "DeepSpeech.ckpt", legacy)
     name, model = registry.import_model(tmp_path / "DeepSpeech.ckpt", "mindspore-official")
+    if importlib.util.find_spec("mindspore") is None:  # a MindSpore .ckpt by path: converted without it too
+        by_path = resolve_model(tmp_path / "DeepSpeech.ckpt")
+        assert by_path.parent.name == "converted" and by_path.read_bytes() != b""
     converted_cfg = read_config(model)
     assert converted_cfg.name == "official" and converted_cfg.text.blank == "last"
     assert converted_cfg.audio.n_fft == 320 and converted_cfg.audio.window == "hamming"

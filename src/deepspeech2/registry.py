@@ -308,37 +308,36 @@ def import_model(path: str | os.PathLike, name: str | None = None,
         return entry.name, _install(entry, raw, folder, digest)
 
 
-def convert_file_cached(path: Path, cache_dir: str | os.PathLike | None = None) -> Path:
-    """A deepspeech.pytorch checkpoint given by path -> a converted copy in the cache, keyed by its SHA-256."""
-    from .backends.torch.deepspeech_pytorch import convert_deepspeech_pytorch
-
+def convert_file_cached(path: Path, kind: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    """A deepspeech.pytorch checkpoint (or, without MindSpore installed, a MindSpore .ckpt) given by
+    path -> a converted copy in the cache, keyed by its SHA-256."""
     digest = sha256_file(path)
     folder = _writable_folder(models_dir(cache_dir) / "converted")
     model = folder / f"{path.stem}-{digest[:16]}.pt"
     with _locked(folder):
         if not model.is_file():
-            print(f"{path}: deepspeech.pytorch checkpoint; converting -> {model}", file=sys.stderr)
-            try:
-                convert_deepspeech_pytorch(path, model)
-            except BaseException:
-                for tmp in folder.glob(f".{model.name}.*.tmp"):
-                    tmp.unlink(missing_ok=True)
-                raise
+            print(f"{path}: {kind} checkpoint; converting -> {model}", file=sys.stderr)
+            _convert(kind, path, model)
     return model
 
 
 def resolve_model(name_or_path: str | os.PathLike, *, base_url: str | None = None,
                   cache_dir: str | os.PathLike | None = None) -> Path:
     """A checkpoint to load for ``--model``: a registry name (downloaded, verified and converted
-    on first use), a deepspeech.pytorch ``.ckpt``/``.pth`` path (converted once into the cache),
-    or any other existing checkpoint path (returned as it is)."""
+    on first use), a deepspeech.pytorch ``.ckpt``/``.pth`` path or, where MindSpore is not
+    installed, a MindSpore ``.ckpt`` path (converted once into the cache), or any other existing
+    checkpoint path (returned as it is)."""
     path = Path(name_or_path)
     if path.exists():
         if path.is_file() and path.suffix in (".ckpt", ".pth"):
+            import importlib.util
+
             from .backends.torch.deepspeech_pytorch import is_torch_file
 
             if is_torch_file(path):
-                return convert_file_cached(path, cache_dir)
+                return convert_file_cached(path, "deepspeech.pytorch", cache_dir)
+            if path.suffix == ".ckpt" and importlib.util.find_spec("mindspore") is None:
+                return convert_file_cached(path, "mindspore", cache_dir)  # read without MindSpore
         return path
     name = str(name_or_path)
     if name not in MODELS:
