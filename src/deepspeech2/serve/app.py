@@ -368,6 +368,10 @@ def create_app(recognizer: Recognizer, options: ServeOptions | None = None):
     async def index():
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon():
+        return Response(status_code=204)
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(Guard, limit=options.max_upload_bytes, authorized=authorized, metrics=metrics)
 

@@ -320,7 +320,9 @@ class Recognizer:
         return StreamingSession(self) if self.streaming is not None else RedecodeSession(self)
 
     def describe(self) -> dict:
-        return {"id": Path(self.path).name, "object": "model", "owned_by": "deepspeech2", "path": self.path,
+        created = int(Path(self.path).stat().st_mtime) if Path(self.path).exists() else 0
+        return {"id": Path(self.path).name, "object": "model", "created": created, "owned_by": "deepspeech2",
+                "path": self.path,
                 "engine": self.engine, "mode": self.mode, "sample_rate": self.sample_rate,
                 "bidirectional": self.cfg.model.bidirectional,
                 "lookahead_seconds": (round(self.cfg.model.lookahead_context * self.frame_seconds, 3)

@@ -89,7 +89,9 @@ async function startRecording() {
   showWords($("words"), []);
 
   worklet.port.onmessage = (event) => {
+    if (rec.eofSent || socket.readyState > WebSocket.OPEN) return; // stopped: the rest is not sent
     if (event.data === "flushed") {
+      rec.eofSent = true;
       if (rec.open) socket.send(JSON.stringify({ eof: 1 }));
       else rec.queue.push("eof");
       return;
