@@ -191,3 +191,32 @@ def test_pickle_module_is_not_used_to_read_checkpoints():
     offenders = [str(p.relative_to(src)) for p in src.rglob("*.py")
                  if "pickle.load" in p.read_text() or "weights_only=False" in p.read_text()]
     assert offenders == []
+
+
+def _protobuf_field(number: int, payload: bytes) -> bytes:
+    def varint(n: int) -> bytes:
+        out = b""
+        while True:
+            out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+            n >>= 7
+            if not n:
+                return out
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def test_a_truncated_mindspore_checkpoint_gives_an_error_naming_the_file(tmp_path, capsys):
+    """Read without MindSpore (backends/mindspore/ckpt_file.py), as ds2 convert does in .venv."""
+    from deepspeech2.backends.mindspore.ckpt_file import read_ckpt_file
+
+    weights = np.arange(8 * 21 * 11, dtype=np.float32).reshape(8, 1, 21, 11)
+    dims = b"".join(bytes([d]) for d in weights.shape)  # each < 128: one varint byte
+    tensor = _protobuf_field(1, dims) + _protobuf_field(2, b"Float32") + _protobuf_field(3, weights.tobytes())
+    value = _protobuf_field(1, b"conv.conv1.weight") + _protobuf_field(2, tensor)
+    intact = tmp_path / "intact.ckpt"
+    intact.write_bytes(_protobuf_field(1, value))
+    np.testing.assert_array_equal(read_ckpt_file(intact)["conv.conv1.weight"], weights)
+    cut = tmp_path / "cut.ckpt"
+    cut.write_bytes(intact.read_bytes()[: intact.stat().st_size // 2])
+    err = _error_of(["convert", str(cut), str(tmp_path / "x.pt")], capsys)
+    assert f"{cut}: not a readable MindSpore checkpoint" in err, err
+    assert not (tmp_path / "x.pt").exists()
