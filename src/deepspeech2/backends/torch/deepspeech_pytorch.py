@@ -64,6 +64,9 @@ class PlainDict(dict):
 PLAIN_TYPES["collections.defaultdict"] = PlainDict
 LABELS = [BLANK, *CHARACTERS]  # labels.json of deepspeech.pytorch: blank "_" first
 WINDOWS = ("hamming", "hann")
+# Its validation metrics are modules too (``self.wer``, ``self.cer``); Lightning versions whose metric
+# states were persistent saved their counters (wer.wer, wer.n_tokens…) with the weights: not network.
+METRIC_MODULES = ("wer", "cer")
 LEGACY_MAGIC = b"\x80\x02\x8a\n"  # pickle protocol 2, then torch's legacy magic number (a 10-byte long)
 GATES = {4: "lstm", 3: "gru", 1: "rnn"}  # weight_hh rows per hidden unit
 
@@ -328,6 +331,8 @@ def torch_state_from_deepspeech_pytorch(state: dict, layers: int) -> dict:
     mapping["fc.0.module.1."] = "fc."
     out = {}
     for name, value in state.items():
+        if name.split(".", 1)[0] in METRIC_MODULES:
+            continue
         prefix = next((p for p in mapping if name.startswith(p)), None)
         out[mapping[prefix] + name[len(prefix):] if prefix else name] = value
     for name in [k for k in out if k.endswith(".running_mean")]:
