@@ -526,7 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
     lb = lm_sub.add_parser("build", help="an ARPA n-gram LM (modified Kneser-Ney) from text, one sentence per line")
     lb.add_argument("text", nargs="+", help="text files (normalised as transcripts are: upper case, numbers spelled)")
     lb.add_argument("--out", required=True, help="the ARPA file to write (.arpa, or .arpa.gz)")
-    lb.add_argument("--order", type=int, default=8, help="n-gram order (default 8, for a character LM)")
+    lb.add_argument("--order", type=int, default=6,
+                    help="n-gram order (default 6: the highest flashlight-text's KenLM loads)")
     lb.add_argument("--unit", choices=["char", "word"], default="char",
                     help="char (default: what the lexicon-free decoder uses) or word")
     lb.add_argument("--prune", type=int, nargs="+", metavar="N",
@@ -544,8 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--manifest", required=True, help="the dev set to tune on (never a test set)")
     lt.add_argument("--lm", required=True, help="the LM (ARPA or KenLM binary)")
     lt.add_argument("--out", required=True, help="folder for decoder.yaml, tune.csv/json/png and the log-prob cache")
-    lt.add_argument("--alphas", type=_floats, default="0,0.25,0.5,0.75,1,1.5,2", help="LM weights to try")
-    lt.add_argument("--betas", type=_floats, default="-1,0,1,2,3", help="word bonuses to try")
+    lt.add_argument("--alphas", type=_floats, default="0.5,1,1.5,2,2.5,3", help="LM weights to try")
+    lt.add_argument("--betas", type=_floats, default="-3,-2,-1,0,1", help="word bonuses to try")
     lt.add_argument("--trials", type=int, default=0,
                     help="random search: this many points within the alphas' and betas' ranges (default: the grid)")
     lt.add_argument("--beam-width", type=int, default=64)

@@ -39,6 +39,7 @@ BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 SPECIAL = (BOS, EOS, UNK)
 WORD_SEPARATOR = "|"  # the space between words, as a token of a character LM
 LOG10_ZERO = -99.0  # what ARPA files give <s>: it is never predicted
+MAX_ORDER = 6  # flashlight-text's KenLM is compiled with KENLM_MAX_ORDER=6
 
 
 class LMError(ValueError):
@@ -151,8 +152,8 @@ def estimate(sentences: Iterable[Sequence[str]], order: int = 3, prune: Sequence
     whose (adjusted) count is at most that number, as ``lmplz --prune`` does; n-grams that
     a kept longer one needs as its context or suffix are kept.
     """
-    if order < 1:
-        raise LMError(f"LM order must be >= 1, got {order}")
+    if not 1 <= order <= MAX_ORDER:
+        raise LMError(f"LM order must be 1 to {MAX_ORDER} (the highest flashlight-text's KenLM loads), got {order}")
     prune = list(prune) + [prune[-1] if prune else 0] * max(0, order - len(prune))
     if any(p < 0 for p in prune) or (prune and prune[0] != 0):
         raise LMError(f"prune thresholds must be >= 0 and 0 for unigrams, got {list(prune)}")
@@ -453,7 +454,8 @@ def build_lm(text_files: Sequence[str | os.PathLike], out: str | os.PathLike, or
     model = estimate(tokenized, order, prune)
     write_arpa(model, out)
     report = {"arpa": str(out), "unit": unit, "order": order, "sentences": len(sentences),
-              "tokens": sum(len(t) for t in tokenized), **{f"{k}_lines": v for k, v in stats.items()},
+              "tokens": sum(len(t) for t in tokenized), "text_lines": stats["lines"],
+              "skipped_lines": stats["skipped"], "excluded_lines": stats["excluded"],
               "ngrams": {n: len(model.probs[n]) for n in range(1, order + 1)},
               "discounts": {n: [round(d, 4) for d in model.discounts[n]] for n in range(1, order + 1)}}
     report["binary"] = str(to_binary(out)) if binary else None

@@ -89,8 +89,9 @@ RECIPES: dict[str, tuple[str, Callable[[Path, str | None, dict], Manifests]]] = 
 }
 
 
-# The recipes' LM: a character 8-gram (lexicon-free decoding); beam widths tried after alpha and beta.
-LM_ORDER = 8
+# The recipes' LM: a character 6-gram (lexicon-free decoding; flashlight-text's KenLM loads up to 6-grams);
+# the beam widths tried after alpha and beta.
+LM_ORDER = 6
 TUNE_WIDTHS = (16, 32, 64)
 
 
@@ -106,7 +107,7 @@ def _newer(path: Path, *than: Path) -> bool:
 
 
 def _recipe_lm(out: Path, manifests: Manifests, options: dict) -> Path:
-    """The recipe's LM: OpenSLR's pruned 3-gram (librispeech), or a character 8-gram built from
+    """The recipe's LM: OpenSLR's pruned 3-gram (librispeech), or a character 6-gram built from
     the training sentences plus ``lm_text`` files, without any dev or test sentence."""
     from .lm import build_lm, download_librispeech_lm
 
