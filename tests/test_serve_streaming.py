@@ -124,3 +124,30 @@ def test_onnx_streaming_export_has_state_inputs_and_outputs_and_matches(tmp_path
         got = _stream(recognizer, samples, rng, largest)
         np.testing.assert_allclose(got, expected, atol=5e-5)
     np.testing.assert_allclose(recognizer.transcribe_log_probs(samples), expected, atol=5e-5)
+
+
+def test_a_long_pause_ends_a_segment():
+    """After some text, pause_seconds of blank output send that segment's text (once)."""
+    cfg, model = _model("gru", [[2, 3], [2, 1]], 5)
+    recognizer = Recognizer(cfg, "random", "torch-streaming", StreamingEngine.from_torch(model, cfg, "torch"),
+                            pause_seconds=0.3)
+    alphabet = recognizer.alphabet
+    frames_per_second = round(1 / recognizer.frame_seconds)
+
+    def frames(label: str, count: int) -> np.ndarray:
+        lp = np.full((count, len(alphabet)), -10.0, np.float32)
+        lp[:, alphabet.blank_id if label == "_" else alphabet.labels.index(label)] = 0.0
+        return lp
+
+    session = StreamingSession(recognizer)
+    session.log_probs = np.concatenate([frames("_", 5), frames("H", 2), frames("I", 2), frames("_", 3)])
+    assert session.pause_segment() is None  # 3 blank frames: not yet a pause
+    session.log_probs = np.concatenate([session.log_probs, frames("_", frames_per_second)])
+    segment = session.pause_segment()
+    assert segment["text"] == "HI" and segment["segment"] == 0
+    assert segment["words"][0] == {"word": "HI", "start": round(5 * recognizer.frame_seconds, 3),
+                                   "end": round(9 * recognizer.frame_seconds, 3)}
+    assert session.pause_segment() is None  # sent once; silence alone is no segment
+    session.log_probs = np.concatenate([session.log_probs, frames("O", 2), frames("_", frames_per_second)])
+    later = session.pause_segment()
+    assert later["text"] == "O" and later["segment"] == 1 and later["words"][0]["start"] > segment["words"][0]["end"]
