@@ -368,7 +368,8 @@ def test_real_server_binds_localhost_serves_concurrently_and_shuts_down_graceful
         still_running = httpx.get(url + "/healthz").json()["pending"] >= 1
         process.send_signal(signal.SIGTERM)  # graceful: the long request in flight is finished
         worker.join(120)
-        assert process.wait(60) == 0
+        # uvicorn exits by re-raising the signal it handled, once the requests in flight are answered.
+        assert process.wait(60) in (0, -signal.SIGTERM)
         assert results["long"].status_code == 200
         assert results["long"].json()["duration"] > 590
         assert still_running, f"the long request ended before the short one ({quick_seconds:.2f} s)"
