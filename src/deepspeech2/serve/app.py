@@ -309,11 +309,14 @@ def create_app(recognizer: Recognizer, options: ServeOptions | None = None):
             raise HTTPError(400, "empty body: send an audio file (WAV, FLAC, OGG) as the body or multipart 'file'")
         return bytes(body), "body", dict(request.query_params)
 
-    async def transcribe_upload(request: Request) -> tuple[dict, dict]:
+    async def transcribe_upload(request: Request, check_fields: Callable[[dict], None] | None = None
+                                ) -> tuple[dict, dict]:
         if metrics.pending >= options.max_pending:
             raise HTTPError(503, f"server busy: {metrics.pending} transcriptions in progress",
                             {"Retry-After": str(options.retry_after)})
         data, name, fields = await read_upload(request)
+        if check_fields is not None:
+            check_fields(fields)  # before any decoding
         metrics.pending += 1
         try:
             started = time.perf_counter()
@@ -331,14 +334,17 @@ def create_app(recognizer: Recognizer, options: ServeOptions | None = None):
         result, _ = await transcribe_upload(request)
         return result
 
+    def check_response_format(fields: dict) -> None:
+        fmt = fields.get("response_format", "json")
+        if fmt not in RESPONSE_FORMATS:
+            raise HTTPError(400, f"response_format {fmt!r}: choose one of {', '.join(RESPONSE_FORMATS)}")
+
     @app.post("/v1/audio/transcriptions")
     async def openai_transcriptions(request: Request):
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
             raise HTTPError(400, "the OpenAI endpoint takes multipart/form-data with the field 'file'")
-        result, fields = await transcribe_upload(request)
+        result, fields = await transcribe_upload(request, check_response_format)
         fmt = fields.get("response_format", "json")
-        if fmt not in RESPONSE_FORMATS:
-            raise HTTPError(400, f"response_format {fmt!r}: choose one of {', '.join(RESPONSE_FORMATS)}")
         if fmt == "json":
             return {"text": result["text"]}
         if fmt == "text":
