@@ -434,7 +434,8 @@ class StreamingSession(_Session):
 
 class RedecodeSession(_Session):
     """One stream through a model that cannot stream: the audio so far is decoded again, at a
-    bounded rate (at most once per ``redecode_seconds`` of new audio)."""
+    bounded rate (at most once per ``redecode_seconds`` of new audio, or per tenth of the audio
+    so far when that is longer)."""
 
     def __init__(self, recognizer: Recognizer):
         super().__init__(recognizer)
@@ -446,7 +447,10 @@ class RedecodeSession(_Session):
         with self.lock:
             self.audio.append(np.asarray(samples, np.float32))
             self.samples_in += len(samples)
-            if self.samples_in - self.decoded_at < self.recognizer.redecode_seconds * self.recognizer.sample_rate:
+            # Every redecode_seconds of new audio, or every tenth of the audio so far when that is
+            # more: a long stream costs a bounded multiple of one decode, not its square.
+            interval = max(self.recognizer.redecode_seconds * self.recognizer.sample_rate, 0.1 * self.samples_in)
+            if self.samples_in - self.decoded_at < interval:
                 return False
             self._decode()
             return True
