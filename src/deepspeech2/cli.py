@@ -545,8 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--manifest", required=True, help="the dev set to tune on (never a test set)")
     lt.add_argument("--lm", required=True, help="the LM (ARPA or KenLM binary)")
     lt.add_argument("--out", required=True, help="folder for decoder.yaml, tune.csv/json/png and the log-prob cache")
-    lt.add_argument("--alphas", type=_floats, default="0.5,1,1.5,2,2.5,3", help="LM weights to try")
-    lt.add_argument("--betas", type=_floats, default="-3,-2,-1,0,1", help="word bonuses to try")
+    lt.add_argument("--alphas", type=_floats, default="1,1.5,2,2.5,3,4", help="LM weights to try")
+    lt.add_argument("--betas", type=_floats, default="-2,-1,0,1", help="word bonuses to try")
     lt.add_argument("--trials", type=int, default=0,
                     help="random search: this many points within the alphas' and betas' ranges (default: the grid)")
     lt.add_argument("--beam-width", type=int, default=64)

@@ -136,9 +136,9 @@ def _recipe_lm(out: Path, manifests: Manifests, options: dict) -> Path:
     return lm_path
 
 
-def _decode_with_lm(out: Path, manifests: Manifests, checkpoint: Path, cfg, options: dict) -> dict:
+def _decode_with_lm(out: Path, manifests: Manifests, checkpoint: Path, cfg, options: dict) -> tuple:
     """Build (or download) and tune the recipe's LM unless a decoder was given, then evaluate the
-    test sets with it: {split: results}, in ``<split>-lm/``."""
+    test sets with it: (the DecoderConfig, {split: results}), the results in ``<split>-lm/``."""
     from .decoding import load_decoder_config
     from .tuning import tune_model
 
@@ -163,7 +163,7 @@ def _decode_with_lm(out: Path, manifests: Manifests, checkpoint: Path, cfg, opti
                 continue
         results[split] = evaluate_checkpoint(checkpoint, manifest, out / f"{split}-lm", cfg.data.cache_dir,
                                              name=f"{split} (beam + LM)", verbose=False, decoder=decoder)
-    return results
+    return decoder, results
 
 
 def run_recipe(name: str, out_dir: str | Path, data: str | None = None, overrides: list[str] | None = None,
@@ -223,9 +223,10 @@ def run_recipe(name: str, out_dir: str | Path, data: str | None = None, override
 
     lm_options = {"root": data, **(lm_options or {})}
     lm_results: dict = {}
+    decoder = None
     if lm_options.get("decoder") or (manifests.lm and not lm_options.get("no_lm")):
         started = stage("language model: build, tune on dev, evaluate with beam search")
-        lm_results = _decode_with_lm(out, manifests, checkpoint, cfg, lm_options)
+        decoder, lm_results = _decode_with_lm(out, manifests, checkpoint, cfg, lm_options)
         timings["language model"] = time.time() - started
 
     started = stage("export")
@@ -246,7 +247,7 @@ def run_recipe(name: str, out_dir: str | Path, data: str | None = None, override
     from .transcribe import Transcriber
 
     example = read_any_manifest(next(iter(manifests.tests.values())))[0]
-    transcription = Transcriber.from_onnx(onnx_path).transcribe(example.path)
+    transcription = Transcriber.from_onnx(onnx_path, decoder=decoder).transcribe(example.path)
     print(f"{example.path}\n  reference:  {example.text}\n  hypothesis: {transcription['text']}")
     timings["transcribe"] = time.time() - started
 

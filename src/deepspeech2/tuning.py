@@ -26,9 +26,9 @@ from .progress import bar as progress_bar
 from .text import Alphabet
 
 # Default grid. alpha weighs log10 LM probabilities against natural-log acoustic ones; with the mini
-# corpus's character 6-gram the best dev point was alpha 1.5-2.5 with a negative beta (fewer word breaks).
-DEFAULT_ALPHAS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
-DEFAULT_BETAS = (-3.0, -2.0, -1.0, 0.0, 1.0)
+# corpus's character 6-gram the best dev point was alpha 3 with beta -1 on a 0.5-3 x -3..1 grid.
+DEFAULT_ALPHAS = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0)
+DEFAULT_BETAS = (-2.0, -1.0, 0.0, 1.0)
 
 
 # --------------------------------------------------------------------------- log-prob cache
@@ -176,8 +176,10 @@ def plot_surface(rows: Sequence[dict], path: str | os.PathLike, title: str = "")
         image = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis_r")
         ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas])
         ax.set_yticks(range(len(betas)), [f"{b:g}" for b in betas])
+        middle = np.nanmin(grid) + 0.5 * (np.nanmax(grid) - np.nanmin(grid))
         for (i, j), value in np.ndenumerate(grid):
-            ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7, color="white")
+            ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7,
+                    color="black" if value < middle else "white")  # the low (yellow) end needs dark text
         best = rows[0]
         ax.plot(alphas.index(best["alpha"]), betas.index(best["beta"]), "r*", markersize=14)
     else:

@@ -30,6 +30,26 @@ def _status_note(r: RowResult) -> str:
     return r.note
 
 
+def decoding_report(report: dict) -> list[str]:
+    """The decoding rows: decode RTF (one core) and mini test WER of greedy, beam and beam + LM."""
+    rows = [RowResult(**r) for r in report.get("decoding", [])]
+    if not rows:
+        return []
+    out = ["## Decoding: the quickstart model's mini test set, 1 thread", "",
+           "Decode RTF: decoding CPU seconds (the acoustic model's log-probabilities are computed once, not "
+           "counted) per audio second. Target: beam + LM at the tuned width at most 0.05.", "",
+           "| row | decoder | decode RTF | test WER | notes |", "|---|---|---|---|---|"]
+    for r in rows:
+        wer = "—" if r.wer is None else f"{100 * r.wer:.2f} %"
+        out.append(f"| {r.name} | {_md(r.setup)} | {_cell(r.rtf, '.4f')} | {wer} | {_md(_status_note(r))} |")
+    tuned = [r for r in rows if r.status == "ok" and r.details.get("tuned")]
+    if tuned:
+        r = tuned[0]
+        out += ["", f"- Beam + LM at the tuned width ({r.name}): decode RTF {r.rtf:.4f}: "
+                    f"{'met' if r.rtf <= 0.05 else 'not met'} (target 0.05)."]
+    return out + [""]
+
+
 def markdown_report(report: dict) -> str:
     m, w = report["machine"], report["workload"]
     train = [RowResult(**r) for r in report["training"]]
@@ -64,6 +84,7 @@ def markdown_report(report: dict) -> str:
                        f"{_cell(1 / r.rtf if r.rtf else None, '.1f')} | {_cell(r.speedup, '.2f')}"
                        f"{'×' * bool(r.speedup)} | {_cell(r.gflops, '.0f')} | {_md(_status_note(r))} |")
         out.append("")
+    out += decoding_report(report)
     out += targets_report(report)
     ladder = report["ladder"]
     out.append(f"Ladder's final settings: {ladder['threads']} thread(s), "

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from fnmatch import fnmatch
 
 from .ddp import row_torch_ddp2
+from .decoding_rows import DECODING_ROWS
 from .harness import Bench, RowResult
 from .inference_rows import (
     row_infer_int8_dynamic,
@@ -61,7 +62,7 @@ FULL_RUN_ONLY = {"torch-packed-masks": "one step takes over a minute on 2 cores"
 
 def select_rows(patterns: str | list[str] | None) -> list[str]:
     """Row names matching comma-separated names or globs (``torch-*``), in ladder order; all for None."""
-    names = [*TRAINING_ROWS, *INFERENCE_ROWS]
+    names = [*TRAINING_ROWS, *INFERENCE_ROWS, *DECODING_ROWS]
     if not patterns:
         return names
     if isinstance(patterns, str):

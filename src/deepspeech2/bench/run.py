@@ -58,8 +58,8 @@ def machine_info(workload: Workload, threads: int) -> dict:
 
 def run_row(b: Bench, name: str, skip: str = "") -> RowResult:
     """Run one row; ``skip``: the reason it is reported as not run instead."""
-    fn = registry.TRAINING_ROWS.get(name) or registry.INFERENCE_ROWS[name]
-    kind = "train" if name in registry.TRAINING_ROWS else "infer"
+    fn = registry.TRAINING_ROWS.get(name) or registry.INFERENCE_ROWS.get(name) or registry.DECODING_ROWS[name]
+    kind = "train" if name in registry.TRAINING_ROWS else "infer" if name in registry.INFERENCE_ROWS else "decode"
     try:
         if skip:
             raise NotRun(skip)
@@ -109,6 +109,7 @@ def run_bench(out_dir: str | Path, quick: bool = False, rows: str | list[str] | 
         shutil.rmtree(b.tmp, ignore_errors=True)
     train = [r for r in results if r.kind == "train"]
     infer = [r for r in results if r.kind == "infer"]
+    decode = [r for r in results if r.kind == "decode"]
     add_speedups(train)
     add_speedups(infer)
     epoch = workload.epoch
@@ -126,6 +127,7 @@ def run_bench(out_dir: str | Path, quick: bool = False, rows: str | list[str] | 
         "ladder": asdict(b.ladder),
         "training": [asdict(r) for r in train],
         "inference": [asdict(r) for r in infer],
+        "decoding": [asdict(r) for r in decode],
     }
     text = markdown_report(report)
     atomic_write_text(out / "bench.md", text)
