@@ -27,7 +27,8 @@ The parts, in the order data flows through them:
     training_rows.py   the training rows (MindSpore course setup -> torch ladder -> smaller models)
     ddp.py             the torch-ddp2 row and its torchrun worker
     inference_rows.py  the inference rows (RTF of torch eager, int8, ONNX Runtime fp32/int8)
-    rows.py            TRAINING_ROWS / INFERENCE_ROWS in ladder order, FULL_RUN_ONLY, select_rows
+    decoding_rows.py   the decoding rows (greedy, beam, beam + LM: decode RTF and WER on the mini corpus)
+    rows.py            TRAINING_ROWS / INFERENCE_ROWS / DECODING_ROWS in order, FULL_RUN_ONLY, select_rows
     report.py          speed-ups, bench.md tables, the targets section
     plot.py            bench.png
     run.py             run_bench: machine info, every row, the three files
