@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .atomic import atomic_write_text
 from .config import config_path, load_config
+from .data.download import DownloadError
 from .data.formats import read_any_manifest
 from .data.manifest import write_manifest
 from .evaluate import evaluate_checkpoint
@@ -226,7 +227,12 @@ def run_recipe(name: str, out_dir: str | Path, data: str | None = None, override
     decoder = None
     if lm_options.get("decoder") or (manifests.lm and not lm_options.get("no_lm")):
         started = stage("language model: build, tune on dev, evaluate with beam search")
-        decoder, lm_results = _decode_with_lm(out, manifests, checkpoint, cfg, lm_options)
+        try:
+            decoder, lm_results = _decode_with_lm(out, manifests, checkpoint, cfg, lm_options)
+        except DownloadError as error:
+            # The model is trained and scored: a missing LM download must not throw that away.
+            print(f"language model: skipped, the LM could not be downloaded ({error}); the results are greedy "
+                  "only. Rerun the recipe when the network is back, or pass --lm-text FILES or --no-lm.")
         timings["language model"] = time.time() - started
 
     started = stage("export")
