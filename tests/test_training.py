@@ -124,7 +124,7 @@ def test_eval_onnx_scores_fp32_and_int8_exports(trained_run, tiny_corpus, tmp_pa
     by_checkpoint = evaluate("--checkpoint", str(trained_run / "best.pt"))
     assert evaluate("--onnx", str(fp32)) == by_checkpoint  # the same model, the same hypotheses
     assert evaluate("--onnx", str(int8))[0] <= by_checkpoint[0] + 0.1
-    with pytest.raises(SystemExit, match="exactly one of --checkpoint C or --onnx M"):
+    with pytest.raises(SystemExit, match="exactly one of --checkpoint C, --onnx M or --model NAME"):
         ds2(["eval", "--manifest", dev])
     with pytest.raises(SystemExit, match="--int8 and --backend are for --checkpoint"):
         ds2(["eval", "--onnx", str(fp32), "--manifest", dev, "--int8"])
