@@ -203,7 +203,7 @@ def load_deepspeech_pytorch(path: str | Path) -> dict:
             raise ValueError(f"{path}: not a PyTorch checkpoint (neither torch.save's zip nor its legacy format), "
                              "so not a deepspeech.pytorch V2/V3 file")
     except pickle.UnpicklingError as e:
-        # torch's own text would advise weights_only=False: exactly what must not be done with an untrusted file.
+        # torch's own text advises turning weights-only loading off: exactly what must not be done with an untrusted file.
         del e
         raise UnsafeCheckpointError(f"{path}: refused: its pickle needs something the safe unpickler does not allow "
                                     "(loading it fully could run code); nothing from it was executed") from None
