@@ -202,9 +202,8 @@ def load_deepspeech_pytorch(path: str | Path) -> dict:
         else:
             raise ValueError(f"{path}: not a PyTorch checkpoint (neither torch.save's zip nor its legacy format), "
                              "so not a deepspeech.pytorch V2/V3 file")
-    except pickle.UnpicklingError as e:
-        # torch's own text advises turning weights-only loading off: exactly what must not be done with an untrusted file.
-        del e
+    except pickle.UnpicklingError:
+        # Not torch's text: it advises turning weights-only loading off, the one thing not to do here.
         raise UnsafeCheckpointError(f"{path}: refused: its pickle needs something the safe unpickler does not allow "
                                     "(loading it fully could run code); nothing from it was executed") from None
     except (UnsafeCheckpointError, ValueError):
