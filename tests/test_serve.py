@@ -173,11 +173,25 @@ def test_bad_input_gets_its_status_and_the_server_keeps_serving(client, dev):
     assert "ds2_request_latency_seconds_bucket{le=\"+Inf\"}" in metrics and "ds2_audio_seconds_total" in metrics
 
 
-def test_long_audio_is_refused_or_transcribed_when_allowed(models, dev, offline):
-    utt = next(u for u in dev if offline[u.path] == u.text)
+def _recognized_when_padded(models, dev, offline, pad) -> tuple:
+    """A dev utterance that the model (offline, fp32) still gets right with ``pad`` applied to its
+    samples, and those samples: the tiny model (on the stand-in corpus when ../shared is absent)
+    is not right about every file, and these tests are about the server, not the model."""
     from deepspeech2.audio import load_audio
 
-    samples = np.concatenate([load_audio(utt.path, 16000), np.zeros(16000 * 6, np.float32)])  # > 6 s
+    transcriber = Transcriber.from_checkpoint(models["checkpoint"], engine="fp32")
+    for utt in dev:
+        if offline[utt.path] != utt.text:
+            continue
+        samples = pad(load_audio(utt.path, 16000))
+        if transcriber.transcribe_samples(samples)["text"] == utt.text:
+            return utt, samples
+    raise AssertionError("the tiny model gets no padded dev file right")
+
+
+def test_long_audio_is_refused_or_transcribed_when_allowed(models, dev, offline):
+    utt, samples = _recognized_when_padded(
+        models, dev, offline, lambda x: np.concatenate([x, np.zeros(16000 * 6, np.float32)]))  # > 6 s
     for allow_long in (False, True):
         app = create_app(Recognizer.load(models["checkpoint"]), ServeOptions(max_audio_seconds=5.0,
                                                                              allow_long=allow_long))
@@ -205,7 +219,11 @@ def _stream(ws, pcm: bytes, frame: int = 1600, words: bool = True) -> list[dict]
 
 
 def test_websocket_stream_partials_then_the_offline_text(client, dev, offline, capsys, models):
-    utt = next(u for u in dev if offline[u.path] == u.text and u.duration > 0.4)
+    def padded(x: np.ndarray) -> np.ndarray:  # as the PCM below: 0.5 s of silence either side
+        pcm16 = (np.clip(x, -1, 1) * 32767).astype("<i2")
+        return np.concatenate([np.zeros(8000), pcm16, np.zeros(8000)]).astype(np.float32) / 32768
+
+    utt, _ = _recognized_when_padded(models, [u for u in dev if u.duration > 0.4], offline, padded)
     silence = np.zeros(8000, "<i2").tobytes()
     pcm = silence + _pcm(utt.path) + silence
     with client.websocket_connect("/v1/stream") as ws:
