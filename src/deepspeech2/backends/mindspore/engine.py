@@ -31,6 +31,7 @@ from ...config import Config
 from ...data.dataset import Batch
 from ...text import Alphabet
 from ..common import check_parameter_shapes, frozen_parameters, optimizer_choice
+from .ckpt_file import CkptFormatError, read_ckpt_file
 
 CHECKPOINT_FORMAT = "deepspeech2-mindspore"
 META_PREFIX = "deepspeech2_"
@@ -111,23 +112,29 @@ def _split_checkpoint(params: dict) -> tuple[dict, dict, dict]:
 
 
 def read_ckpt(path: str | Path, metadata_only: bool = False) -> dict:
-    """Every entry of a MindSpore checkpoint (parameters as numpy arrays, metadata as str)."""
-    import mindspore as ms
+    """Every entry of a MindSpore checkpoint (parameters as numpy arrays, metadata as str).
 
+    Parsed by our own protobuf reader first: ``mindspore.load_checkpoint`` refuses any file
+    larger than the *free* memory (page cache not counted), so the 87M-parameter official
+    model failed to load on a machine whose RAM was merely full of cache. MindSpore's own
+    loader remains the fallback for what our reader does not know (encrypted files).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
-        if metadata_only:
-            try:
-                loaded = ms.load_checkpoint(str(path), choice_func=lambda name: name.startswith(META_PREFIX))
-            except ValueError:  # nothing chosen (an official checkpoint) is an error to MindSpore
-                loaded = {k: v for k, v in ms.load_checkpoint(str(path)).items() if k.startswith(META_PREFIX)}
-        else:
-            loaded = ms.load_checkpoint(str(path))
-    except Exception as e:  # MindSpore raises ValueError/RuntimeError with long C++ traces
-        raise ValueError(f"{path}: not a readable MindSpore checkpoint ({str(e).splitlines()[0]})") from None
-    return {name: value if isinstance(value, str) else value.asnumpy().copy() for name, value in loaded.items()}
+        loaded = read_ckpt_file(path)
+    except CkptFormatError as first_error:
+        import mindspore as ms
+
+        try:
+            loaded = {name: value if isinstance(value, str) else value.asnumpy().copy()
+                      for name, value in ms.load_checkpoint(str(path)).items()}
+        except Exception:  # MindSpore raises ValueError/RuntimeError with long C++ traces
+            raise ValueError(str(first_error)) from None
+    if metadata_only:
+        return {name: value for name, value in loaded.items() if name.startswith(META_PREFIX)}
+    return loaded
 
 
 def checkpoint_metadata(path: str | Path) -> dict:
