@@ -79,7 +79,7 @@ def _prepare_english(out: Path, data: str | None, options: dict) -> Manifests:
     from .data.english import prepare_english
 
     paths = prepare_english(out, data or "../shared/data", **options)
-    return Manifests(paths.pop("train"), paths.pop("dev"), paths, int8=True)
+    return Manifests(paths.pop("train"), paths.pop("dev"), paths, int8=True, lm="build")
 
 
 RECIPES: dict[str, tuple[str, Callable[[Path, str | None, dict], Manifests]]] = {
