@@ -81,11 +81,12 @@ def convert_checkpoint(source: str | Path, dest: str | Path) -> dict:
     cfg = read_config(source)
     cfg.backend = dst_kind
     if dst_kind == "torch":
+        from .backends.mindspore.ckpt_file import split_checkpoint
         from .backends.mindspore.convert import as_torch_tensors, torch_from_mindspore
-        from .backends.mindspore.engine import _split_checkpoint, read_ckpt
+        from .backends.mindspore.engine import read_ckpt
         from .backends.torch.engine import TorchBackend, check_state_dict
 
-        network, _, _ = _split_checkpoint(read_ckpt(source))
+        network, _, _ = split_checkpoint(read_ckpt(source))
         state = as_torch_tensors(torch_from_mindspore(network, cfg))
         backend = TorchBackend(cfg, "cpu")
         check_state_dict(str(source), backend.model, state)

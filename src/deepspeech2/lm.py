@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import atomic_output
-from .text import CHARACTERS, normalize_text
+from .text import CHARACTERS, read_text_lines
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 SPECIAL = (BOS, EOS, UNK)
@@ -62,25 +62,14 @@ def read_lm_text(paths: Sequence[str | os.PathLike], exclude: Iterable[str] = ()
             raise LMError(f"{path}: LM text file not found")
         before = len(sentences)
         try:
-            with open(path, encoding="utf-8") as f:
-                for line in f:
-                    line = line.strip()
-                    if not line:
-                        continue
-                    stats["lines"] += 1
-                    if "\t" in line:
-                        line = line.split("\t", 1)[1]
-                    try:
-                        sentence = normalize_text(line)
-                    except ValueError:
-                        stats["skipped"] += 1
-                        continue
-                    if not sentence:
-                        stats["skipped"] += 1
-                    elif sentence in excluded:
-                        stats["excluded"] += 1
-                    else:
-                        sentences.append(sentence)
+            for sentence in read_text_lines(path):
+                stats["lines"] += 1
+                if not sentence:  # unspellable (None) or empty
+                    stats["skipped"] += 1
+                elif sentence in excluded:
+                    stats["excluded"] += 1
+                else:
+                    sentences.append(sentence)
         except UnicodeDecodeError as e:
             raise LMError(f"{path}: not UTF-8 text ({e})") from None
         if len(sentences) == before and stats["excluded"] == 0:

@@ -81,41 +81,37 @@ _DSPT_UNVERIFIED = ("size and SHA-256 not recorded (the release could not be fet
                     "the architecture in the line above is the repository's default config, the converter reads the "
                     "real one from the file")
 
+
+def _deepspeech_pytorch(name: str, description: str, filename: str, training_data: str, license: str,
+                        published_wer: dict[str, float], published_note: str,
+                        unverified: str = _DSPT_UNVERIFIED) -> ModelEntry:
+    """An entry for one of deepspeech.pytorch's V3.0 release files (one architecture, one front end)."""
+    return ModelEntry(name=name, description=description, kind="deepspeech.pytorch", filename=filename,
+                      url=_DSPT_RELEASE + filename, size=None, sha256=None, architecture=_DSPT_ARCH,
+                      features=_DSPT_FEATURES, labels=_DSPT_LABELS, training_data=training_data,
+                      source=_DSPT_SOURCE, license=license, published_wer=published_wer,
+                      published_note=published_note, unverified=unverified)
+
+
 MODELS: dict[str, ModelEntry] = {e.name: e for e in [
-    ModelEntry(
-        name="deepspeech-pytorch-librispeech",
-        description="deepspeech.pytorch V3.0 LibriSpeech model",
-        kind="deepspeech.pytorch", filename="librispeech_pretrained_v3.ckpt",
-        url=_DSPT_RELEASE + "librispeech_pretrained_v3.ckpt", size=None, sha256=None,
-        architecture=_DSPT_ARCH, features=_DSPT_FEATURES, labels=_DSPT_LABELS,
-        training_data="LibriSpeech 960 h", source=_DSPT_SOURCE,
-        license="MIT (the deepspeech.pytorch repository; the release states none for the weights); "
-                "data: LibriSpeech CC BY 4.0",
-        published_wer={"LibriSpeech test-clean": 10.463, "LibriSpeech test-other": 28.285},
-        published_note="greedy; CER 3.399 / 12.036; the release also reports a 3-gram ARPA LM beam search "
-                       "(alpha 1.97, beta 4.36, beam 1024)",
-        unverified=_DSPT_UNVERIFIED),
-    ModelEntry(
-        name="deepspeech-pytorch-an4",
-        description="deepspeech.pytorch V3.0 AN4 model (CMU census database: spelled words, digits)",
-        kind="deepspeech.pytorch", filename="an4_pretrained_v3.ckpt",
-        url=_DSPT_RELEASE + "an4_pretrained_v3.ckpt", size=None, sha256=None,
-        architecture=_DSPT_ARCH, features=_DSPT_FEATURES, labels=_DSPT_LABELS,
-        training_data="AN4 train (about 50 min)", source=_DSPT_SOURCE,
-        license="MIT (the deepspeech.pytorch repository; the release states none for the weights)",
-        published_wer={"AN4 test": 9.573}, published_note="greedy; CER 5.515",
-        unverified=_DSPT_UNVERIFIED),
-    ModelEntry(
-        name="deepspeech-pytorch-ted",
-        description="deepspeech.pytorch V3.0 TED-LIUM model",
-        kind="deepspeech.pytorch", filename="ted_pretrained_v3.ckpt",
-        url=_DSPT_RELEASE + "ted_pretrained_v3.ckpt", size=None, sha256=None,
-        architecture=_DSPT_ARCH, features=_DSPT_FEATURES, labels=_DSPT_LABELS,
-        training_data="TED-LIUM", source=_DSPT_SOURCE,
-        license="MIT (the deepspeech.pytorch repository; the release states none for the weights); "
-                "data: TED-LIUM CC BY-NC-ND 3.0",
-        published_wer={}, published_note="the release notes give its WER; the figure could not be read where "
-                                          "this registry was written",
+    _deepspeech_pytorch(
+        "deepspeech-pytorch-librispeech", "deepspeech.pytorch V3.0 LibriSpeech model",
+        "librispeech_pretrained_v3.ckpt", "LibriSpeech 960 h",
+        "MIT (the deepspeech.pytorch repository; the release states none for the weights); "
+        "data: LibriSpeech CC BY 4.0",
+        {"LibriSpeech test-clean": 10.463, "LibriSpeech test-other": 28.285},
+        "greedy; CER 3.399 / 12.036; the release also reports a 3-gram ARPA LM beam search "
+        "(alpha 1.97, beta 4.36, beam 1024)"),
+    _deepspeech_pytorch(
+        "deepspeech-pytorch-an4", "deepspeech.pytorch V3.0 AN4 model (CMU census database: spelled words, digits)",
+        "an4_pretrained_v3.ckpt", "AN4 train (about 50 min)",
+        "MIT (the deepspeech.pytorch repository; the release states none for the weights)",
+        {"AN4 test": 9.573}, "greedy; CER 5.515"),
+    _deepspeech_pytorch(
+        "deepspeech-pytorch-ted", "deepspeech.pytorch V3.0 TED-LIUM model", "ted_pretrained_v3.ckpt", "TED-LIUM",
+        "MIT (the deepspeech.pytorch repository; the release states none for the weights); "
+        "data: TED-LIUM CC BY-NC-ND 3.0",
+        {}, "the release notes give its WER; the figure could not be read where this registry was written",
         unverified=_DSPT_UNVERIFIED + "; published WER not recorded"),
     ModelEntry(
         name="mindspore-official",

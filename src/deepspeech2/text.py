@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 CHARACTERS = "'ABCDEFGHIJKLMNOPQRSTUVWXYZ "
 BLANK = "_"
@@ -91,6 +93,23 @@ def normalize_text(text: str, spell_numbers: bool = True) -> str:
         if char not in CHARACTERS:
             raise ValueError(f"character {char!r} (U+{ord(char):04X}) outside the alphabet in {text!r}")
     return text
+
+
+def read_text_lines(path: str | Path) -> Iterator[str | None]:
+    """The normalised sentence of each non-empty line of a ``text`` or ``ID<TAB>text`` file:
+    ``None`` for a line with a character the alphabet cannot spell, ``""`` for one that
+    normalises to nothing. Raises UnicodeDecodeError for a file that is not UTF-8."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            if "\t" in line:
+                line = line.split("\t", 1)[1]
+            try:
+                yield normalize_text(line)
+            except ValueError:
+                yield None
 
 
 @dataclass(frozen=True)

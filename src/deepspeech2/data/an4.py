@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import csv
 import re
-import shutil
 from pathlib import Path
 
 from ..audio import AudioError, audio_duration
-from .manifest import Utterance, write_manifest
-from .speechocean762 import CorpusError
+from .manifest import CorpusError, Utterance, scan_corpus_copy, write_speaker_split_manifests
 
 URL = "http://www.speech.cs.cmu.edu/databases/an4/an4_sphere.tar.gz"
 DEV_EVERY = 15  # 74 training speakers -> 5 dev speakers, about 60 utterances
@@ -70,58 +68,17 @@ def _from_cmu(root: Path) -> list[tuple[str, Utterance]]:
 
 def scan_an4(root: str | Path) -> list[tuple[str, Utterance]]:
     """(split, utterance) for every utterance of a local copy."""
-    root = Path(root)
-    if (root / "manifest.csv").is_file():
-        items = _from_csv(root)
-    elif (root / "etc" / "an4_train.transcription").is_file():
-        items = _from_cmu(root)
-    else:
-        raise CorpusError(f"{root}: neither manifest.csv nor etc/an4_train.transcription found; is this AN4? "
-                          f"(download it with: ds2 data an4 --download --root {root})")
-    if not items:
-        raise CorpusError(f"{root}: no utterances found")
-    return items
+    return scan_corpus_copy("AN4", Path(root), "etc/an4_train.transcription", _from_cmu, _from_csv, "an4")
 
 
 def build_an4_manifests(root: str | Path, out_dir: str | Path, quiet: bool = False) -> dict[str, Path]:
     """Write train/dev (and test, when the copy has it) JSONL manifests."""
-    items = scan_an4(root)
-    train_speakers = sorted({u.speaker for s, u in items if s == "train"})
-    dev_speakers = set(train_speakers[DEV_EVERY // 2:: DEV_EVERY])
-    splits: dict[str, list[Utterance]] = {"train": [], "dev": []}
-    for split, utt in items:
-        if split == "train" and utt.speaker in dev_speakers:
-            split = "dev"
-        splits.setdefault(split, []).append(utt)
-    paths = {}
-    for split, utts in splits.items():
-        paths[split] = write_manifest(Path(out_dir) / f"{split}.jsonl", utts)
-        if not quiet:
-            print(f"an4 {split}: {len(utts)} utterances, {len({u.speaker for u in utts})} speakers, "
-                  f"{sum(u.duration for u in utts) / 60:.1f} min -> {paths[split]}")
-    return paths
+    return write_speaker_split_manifests("an4", scan_an4(root), out_dir, DEV_EVERY, quiet)
 
 
 def download_an4(root: str | Path, url: str = URL, md5: str | None = None, quiet: bool = False) -> Path:
     """Download and unpack CMU's AN4 archive into ``root`` (nothing to do when ``root``
     already holds AN4); returns ``root``."""
-    from .download import ArchiveError, download, safe_extract
+    from .download import download_corpus
 
-    root = Path(root)
-    if (root / "etc" / "an4_train.transcription").is_file() or (root / "manifest.csv").is_file():
-        if not quiet:
-            print(f"an4: {root} already holds the corpus; not downloading")
-        return root
-    archive = download(url, root / "downloads" / Path(url).name, md5, desc=None if quiet else "an4")
-    staging = root / ".extract"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        safe_extract(archive, staging)
-        found = [p.parent.parent for p in staging.rglob("etc/an4_train.transcription")]
-        if not found:
-            raise ArchiveError(f"{url}: no etc/an4_train.transcription in the archive; is it CMU AN4?")
-        for child in found[0].iterdir():
-            shutil.move(str(child), str(root / child.name))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return root
+    return download_corpus("CMU AN4", url, root, "etc/an4_train.transcription", md5, quiet=quiet)

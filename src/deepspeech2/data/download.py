@@ -18,6 +18,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import tarfile
 import threading
 import time
@@ -313,3 +314,29 @@ def safe_extract(archive: str | os.PathLike, target: str | os.PathLike, desc: st
     finally:
         bar.close()
     return files
+
+
+def download_corpus(name: str, url: str, root: str | os.PathLike, marker: str, md5: str | None = None,
+                    archive_name: str | None = None, quiet: bool = False) -> Path:
+    """Download a corpus archive and unpack it into ``root``: the folder of the archive that
+    holds ``marker`` (a relative path such as ``train/wav.scp``) becomes ``root``. Nothing
+    is done when ``root`` already holds the corpus (``marker`` or a ``manifest.csv``)."""
+    root = Path(root)
+    if (root / marker).is_file() or (root / "manifest.csv").is_file():
+        if not quiet:
+            print(f"{name}: {root} already holds the corpus; not downloading")
+        return root
+    archive = download(url, root / "downloads" / (archive_name or Path(url).name), md5, desc=None if quiet else name)
+    staging = root / ".extract"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        safe_extract(archive, staging)
+        depth = len(Path(marker).parts)
+        found = [p.parents[depth - 1] for p in staging.rglob(marker)]
+        if not found:
+            raise ArchiveError(f"{url}: no {marker} in the archive; is it {name}?")
+        for child in found[0].iterdir():
+            shutil.move(str(child), str(root / child.name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return root

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +50,51 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> 
         lines.append(json.dumps(record, ensure_ascii=False))
     atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
     return path
+
+
+class CorpusError(ValueError):
+    """A corpus folder or file that cannot be read; the message names it."""
+
+
+def scan_corpus_copy(corpus: str, root: Path, marker: str, read_native: Callable[[Path], list],
+                     read_csv: Callable[[Path], list], command: str) -> list[tuple[str, Utterance]]:
+    """(split, utterance) items of a local copy of a corpus: from its ``manifest.csv`` (the
+    layout ../shared uses) when it has one, else from the corpus's own layout, recognised by
+    its index file ``marker``."""
+    if (root / "manifest.csv").is_file():
+        items = read_csv(root)
+    elif (root / marker).is_file():
+        items = read_native(root)
+    else:
+        raise CorpusError(f"{root}: neither manifest.csv nor {marker} found; is this {corpus}? "
+                          f"(download it with: ds2 data {command} --download --root {root})")
+    if not items:
+        raise CorpusError(f"{root}: no utterances found")
+    return items
+
+
+def write_speaker_split_manifests(corpus: str, items: Iterable[tuple[str, Utterance]], out_dir: str | os.PathLike,
+                                  dev_every: int, quiet: bool = False) -> dict[str, Path]:
+    """Write ``<split>.jsonl`` for each split of ``(split, utterance)`` items, after moving every
+    ``dev_every``-th training speaker (in sorted order) to ``dev``: the corpora that ship no dev
+    split get one whose speakers training never hears. Returns ``{split: path}``."""
+    items = list(items)
+    train_speakers = sorted({u.speaker for split, u in items if split == "train"})
+    dev_speakers = set(train_speakers[dev_every // 2:: dev_every])
+    splits: dict[str, list[Utterance]] = {"train": [], "dev": []}
+    for split, utt in items:
+        if split == "train" and utt.speaker in dev_speakers:
+            split = "dev"
+        splits.setdefault(split, []).append(utt)
+    paths = {}
+    for split, utts in splits.items():
+        paths[split] = write_manifest(Path(out_dir) / f"{split}.jsonl", utts)
+        if not quiet:
+            seconds = sum(u.duration for u in utts)
+            length = f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+            print(f"{corpus} {split}: {len(utts)} utterances, {len({u.speaker for u in utts})} speakers, "
+                  f"{length} -> {paths[split]}")
+    return paths
 
 
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:

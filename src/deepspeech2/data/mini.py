@@ -44,7 +44,7 @@ from deepspeech2.data.manifest import (
     write_manifest,
 )
 from deepspeech2.data.sentences import generate_sentences
-from deepspeech2.text import normalize_text
+from deepspeech2.text import read_text_lines
 
 INSTALL_HINT = ("apt-get install -y flite festival festvox-kallpc16k festvox-kdlpc16k "
                 "festvox-us-slt-hts espeak-ng")
@@ -383,26 +383,17 @@ def read_sentences(text_file: str | os.PathLike, max_words: int = MAX_TEXT_WORDS
     """
     sentences: dict[str, None] = {}  # ordered set
     skipped: Counter = Counter()
-    with open(text_file, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line:
-                continue
-            if "\t" in line:
-                line = line.split("\t", 1)[1]
-            try:
-                sentence = normalize_text(line)
-            except ValueError:
-                skipped["unsupported characters"] += 1
-                continue
-            if not sentence:
-                skipped["empty after normalisation"] += 1
-            elif len(sentence.split()) > max_words or len(sentence) > max_chars:
-                skipped["too long"] += 1
-            elif sentence in sentences:
-                skipped["duplicate"] += 1
-            else:
-                sentences[sentence] = None
+    for sentence in read_text_lines(text_file):
+        if sentence is None:
+            skipped["unsupported characters"] += 1
+        elif not sentence:
+            skipped["empty after normalisation"] += 1
+        elif len(sentence.split()) > max_words or len(sentence) > max_chars:
+            skipped["too long"] += 1
+        elif sentence in sentences:
+            skipped["duplicate"] += 1
+        else:
+            sentences[sentence] = None
     return list(sentences), skipped
 
 

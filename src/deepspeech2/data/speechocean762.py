@@ -16,18 +16,13 @@ training, so no test speaker is ever used before the final evaluation.
 from __future__ import annotations
 
 import csv
-import shutil
 from pathlib import Path
 
 from ..audio import AudioError, audio_duration
-from .manifest import Utterance, write_manifest
+from .manifest import CorpusError, Utterance, scan_corpus_copy, write_speaker_split_manifests
 
 URL = "https://www.openslr.org/resources/101/speechocean762.tar.gz"
 DEV_EVERY = 20  # 125 training speakers -> 7 dev speakers, about 140 utterances
-
-
-class CorpusError(ValueError):
-    """A corpus folder or file that cannot be read; the message names it."""
 
 
 def _from_csv(root: Path) -> list[tuple[str, Utterance]]:
@@ -77,59 +72,18 @@ def _from_kaldi(root: Path) -> list[tuple[str, Utterance]]:
 
 def scan_speechocean762(root: str | Path) -> list[tuple[str, Utterance]]:
     """(split, utterance) for every transcribed utterance of a local copy."""
-    root = Path(root)
-    if (root / "manifest.csv").is_file():
-        items = _from_csv(root)
-    elif (root / "train" / "wav.scp").is_file():
-        items = _from_kaldi(root)
-    else:
-        raise CorpusError(f"{root}: neither manifest.csv nor train/wav.scp found; is this speechocean762? "
-                          f"(download it with: ds2 data speechocean762 --download --root {root})")
-    if not items:
-        raise CorpusError(f"{root}: no utterances found")
-    return items
+    return scan_corpus_copy("speechocean762", Path(root), "train/wav.scp", _from_kaldi, _from_csv, "speechocean762")
 
 
 def build_speechocean762_manifests(root: str | Path, out_dir: str | Path, quiet: bool = False) -> dict[str, Path]:
     """Write train/dev/test JSONL manifests; dev = a few training speakers (see DEV_EVERY)."""
-    items = scan_speechocean762(root)
-    train_speakers = sorted({u.speaker for s, u in items if s == "train"})
-    dev_speakers = set(train_speakers[DEV_EVERY // 2:: DEV_EVERY])
-    splits: dict[str, list[Utterance]] = {"train": [], "dev": [], "test": []}
-    for split, utt in items:
-        if split == "train" and utt.speaker in dev_speakers:
-            split = "dev"
-        splits.setdefault(split, []).append(utt)
-    paths = {}
-    for split, utts in splits.items():
-        paths[split] = write_manifest(Path(out_dir) / f"{split}.jsonl", utts)
-        if not quiet:
-            speakers = len({u.speaker for u in utts})
-            print(f"speechocean762 {split}: {len(utts)} utterances, {speakers} speakers, "
-                  f"{sum(u.duration for u in utts) / 3600:.2f} h -> {paths[split]}")
-    return paths
+    return write_speaker_split_manifests("speechocean762", scan_speechocean762(root), out_dir, DEV_EVERY, quiet)
 
 
 def download_speechocean762(root: str | Path, url: str = URL, md5: str | None = None, quiet: bool = False) -> Path:
     """Download and unpack the OpenSLR archive into ``root`` (nothing to do when ``root``
     already holds the corpus); returns ``root``."""
-    from .download import ArchiveError, download, safe_extract
+    from .download import download_corpus
 
-    root = Path(root)
-    if (root / "train" / "wav.scp").is_file() or (root / "manifest.csv").is_file():
-        if not quiet:
-            print(f"speechocean762: {root} already holds the corpus; not downloading")
-        return root
-    archive = download(url, root / "downloads" / "speechocean762.tar.gz", md5, desc=None if quiet else "speechocean762")
-    staging = root / ".extract"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        safe_extract(archive, staging)
-        found = [p.parent.parent for p in staging.rglob("train/wav.scp")]
-        if not found:
-            raise ArchiveError(f"{url}: no train/wav.scp in the archive; is it speechocean762?")
-        for child in found[0].iterdir():
-            shutil.move(str(child), str(root / child.name))
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return root
+    return download_corpus("speechocean762", url, root, "train/wav.scp", md5,
+                           archive_name="speechocean762.tar.gz", quiet=quiet)

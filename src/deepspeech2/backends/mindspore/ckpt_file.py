@@ -29,6 +29,32 @@ DTYPES = {
 }
 
 
+META_PREFIX = "deepspeech2_"
+# Entries of a MindSpore checkpoint that are training state, not network weights: the
+# optimizers' slots (Adam, AdamWeightDecay, Momentum/SGD), their step counters and learning
+# rate, and the loss-scale cells' state (official checkpoints hold them too).
+OPTIMIZER_PREFIXES = ("moment1.", "moment2.", "adam_m.", "adam_v.", "moments.", "accum.", "stat.")
+OPTIMIZER_NAMES = ("beta1_power", "beta2_power", "learning_rate", "global_step", "scale_sense", "loss_scale",
+                   "current_iterator_step", "last_overflow_iterator_step", "epoch_num", "step_num")
+
+
+def is_training_state(name: str) -> bool:
+    return name.startswith(OPTIMIZER_PREFIXES) or name in OPTIMIZER_NAMES
+
+
+def split_checkpoint(params: dict) -> tuple[dict, dict, dict]:
+    """A loaded .ckpt -> (network parameters, training state, metadata strings)."""
+    network, state, meta = {}, {}, {}
+    for name, value in params.items():
+        if name.startswith(META_PREFIX):
+            meta[name[len(META_PREFIX):]] = value
+        elif is_training_state(name):
+            state[name] = value
+        else:
+            network[name] = value
+    return network, state, meta
+
+
 class CkptFormatError(ValueError):
     """A file that is not a (readable) MindSpore checkpoint; the message names it."""
 
@@ -188,10 +214,9 @@ def convert_to_torch_without_mindspore(source: str | Path, dest: str | Path) -> 
     from ...config import OFFICIAL_CONFIG, Config, load_config
     from ..torch.engine import TorchBackend, check_state_dict
     from .convert import as_torch_tensors, torch_from_mindspore
-    from .engine import META_PREFIX, _split_checkpoint
 
     params = read_ckpt_file(source)
-    network, _, meta = _split_checkpoint(params)
+    network, _, meta = split_checkpoint(params)
     network = {k: v for k, v in network.items() if isinstance(v, np.ndarray)}
     config_text = meta.get("config") or params.get(META_PREFIX + "config")
     if isinstance(config_text, str):

@@ -31,22 +31,11 @@ from ...config import Config
 from ...data.dataset import Batch
 from ...text import Alphabet
 from ..common import check_parameter_shapes, frozen_parameters, optimizer_choice
-from .ckpt_file import CkptFormatError, read_ckpt_file
+from .ckpt_file import META_PREFIX, CkptFormatError, read_ckpt_file, split_checkpoint
 
 CHECKPOINT_FORMAT = "deepspeech2-mindspore"
-META_PREFIX = "deepspeech2_"
-# Entries of a MindSpore checkpoint that are training state, not network weights: the
-# optimizers' slots (Adam, AdamWeightDecay, Momentum/SGD), their step counters and learning
-# rate, and the loss-scale cells' state (official checkpoints hold them too).
-OPTIMIZER_PREFIXES = ("moment1.", "moment2.", "adam_m.", "adam_v.", "moments.", "accum.", "stat.")
-OPTIMIZER_NAMES = ("beta1_power", "beta2_power", "learning_rate", "global_step", "scale_sense", "loss_scale",
-                   "current_iterator_step", "last_overflow_iterator_step", "epoch_num", "step_num")
 LOSS_SCALE = 1024.0  # the official recipe's loss scale
 TARGETS = {"cpu": "CPU", "gpu": "GPU", "cuda": "GPU", "ascend": "Ascend", "npu": "Ascend"}
-
-
-def is_training_state(name: str) -> bool:
-    return name.startswith(OPTIMIZER_PREFIXES) or name in OPTIMIZER_NAMES
 
 
 def bucket_length(frames: int) -> int:
@@ -96,19 +85,6 @@ def configure_context(device: str, threads: int) -> str:
         except RuntimeError:
             pass
     return target
-
-
-def _split_checkpoint(params: dict) -> tuple[dict, dict, dict]:
-    """A loaded .ckpt -> (network parameters, training state, metadata strings)."""
-    network, state, meta = {}, {}, {}
-    for name, value in params.items():
-        if name.startswith(META_PREFIX):
-            meta[name[len(META_PREFIX):]] = value
-        elif is_training_state(name):
-            state[name] = value
-        else:
-            network[name] = value
-    return network, state, meta
 
 
 def read_ckpt(path: str | Path, metadata_only: bool = False) -> dict:
@@ -311,7 +287,7 @@ class MindSporeBackend:
             network, progress = read_torch_checkpoint(path, self.cfg)
             return network, {}, {"progress": progress}
         params = read_ckpt(path)
-        network, state, meta = _split_checkpoint(params)
+        network, state, meta = split_checkpoint(params)
         if "progress" in meta:
             meta["progress"] = json.loads(meta["progress"])
         return network, state, meta
