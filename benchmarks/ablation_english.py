@@ -1,0 +1,165 @@
+"""What each ingredient of the english recipe buys, measured on real speech.
+
+Trains one model per variant, one after the other, with equal compute: the same
+architecture, the same number of training utterances per epoch (a variant without the real
+sets draws as many synthetic utterances instead), the same epochs, steps and seed. Each
+model is then scored with greedy decoding on the real sets (speechocean762 test: unseen
+non-native speakers; FSDD test; the Asterisk prompts when installed) and on the synthetic
+test set. Variants:
+
+    full            the english recipe's data mix and augmentation
+    no-real         synthetic speech only: no speechocean762, AN4 or FSDD in training
+    no-specaugment  augment.freq_masks=0, augment.time_masks=0
+    no-speed        augment.speed=[1.0]
+    no-noise        augment.noise_prob=0
+    no-augment      every augment.* off
+
+The default model is the english recipe's network with 256-wide LSTMs (the mini model's
+width) trained for one epoch, so the whole ablation takes about an hour on 2 CPU cores;
+``--set`` changes it (e.g. ``--set model.rnn_hidden=512 train.epochs=3`` for the recipe's
+own size). Writes ``ablation.csv``, ``ablation.json`` and ``ablation.png`` to ``--out``;
+a rerun skips the variants already trained and scored.
+
+    .venv/bin/python benchmarks/ablation_english.py --prepared runs/english --out runs/ablation
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import time
+from pathlib import Path
+
+from deepspeech2.atomic import atomic_write_text
+from deepspeech2.config import config_path, load_config
+from deepspeech2.data.english import prepare_english
+from deepspeech2.data.formats import read_any_manifest
+from deepspeech2.data.manifest import write_manifest
+from deepspeech2.evaluate import evaluate_checkpoint
+from deepspeech2.train import train
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+OFF = {"freq_masks": 0, "time_masks": 0, "vtlp_prob": 0.0, "wave_prob": 0.0, "speed": [1.0], "noise_prob": 0.0,
+       "reverb_prob": 0.0, "telephone_prob": 0.0, "gain_db": 0.0, "dc_offset": 0.0}
+VARIANTS: dict[str, list[str]] = {
+    "full": [],
+    "no-real": [],  # the training manifest changes, not the config
+    "no-specaugment": ["augment.freq_masks=0", "augment.time_masks=0"],
+    "no-speed": ["augment.speed=[1.0]"],
+    "no-noise": ["augment.noise_prob=0"],
+    "no-augment": [f"augment.{key}={json.dumps(value)}" for key, value in OFF.items()],
+}
+# The sets each variant is scored on; real speech first.
+EVAL_SETS = ("speechocean762-test", "fsdd-test", "asterisk", "synthetic-test")
+REAL_SETS = ("speechocean762", "an4", "fsdd")
+
+
+def synthetic_only(train_manifest: Path, manifests: Path, out: Path, seed: int) -> Path:
+    """The training manifest without its real utterances, topped up with synthetic ones drawn
+    again (each draw is augmented differently) to the same number of utterances."""
+    real = {u.path for name in REAL_SETS for u in read_any_manifest(manifests / name / "train.jsonl")}
+    everything = read_any_manifest(train_manifest)
+    synthetic = [u for u in everything if u.path not in real]
+    if not synthetic:
+        raise SystemExit(f"{train_manifest}: no synthetic utterances to train the no-real variant on")
+    rng = random.Random(seed)
+    extra = [rng.choice(synthetic) for _ in range(len(everything) - len(synthetic))]
+    return write_manifest(out, synthetic + extra)
+
+
+def run_variant(name: str, paths: dict[str, Path], prepared: Path, out: Path, overrides: list[str],
+                limit: int) -> dict:
+    folder = out / name
+    record = folder / "result.json"
+    if record.exists():
+        print(f"{name}: already done ({record})")
+        return json.loads(record.read_text())
+    train_manifest = paths["train"]
+    if name == "no-real":
+        train_manifest = synthetic_only(train_manifest, prepared / "manifests", folder / "train.jsonl",
+                                        seed=0)
+    cfg = load_config(config_path("english"), [
+        f"data.train_manifest={train_manifest}", f"data.dev_manifest={paths['dev']}",
+        f"data.cache_dir={prepared / 'features'}", "model.rnn_hidden=256", "train.epochs=1",
+        "train.max_minutes=0", "train.lr=2e-3", *overrides, *VARIANTS[name]])
+    started = time.time()
+    train_dir = folder / "train"
+    metrics = train(cfg, train_dir, resume=(train_dir / "last.pt").exists())
+    train_seconds = time.time() - started
+    checkpoint = train_dir / "best.pt" if (train_dir / "best.pt").exists() else train_dir / "last.pt"
+    scores = {}
+    for split in EVAL_SETS:
+        if split not in paths:
+            continue
+        manifest = paths[split]
+        if limit:  # an evenly spaced subset keeps every speaker of a sorted manifest
+            utts = read_any_manifest(manifest)
+            manifest = write_manifest(folder / f"{split}.jsonl", utts[::max(1, len(utts) // limit)][:limit])
+        result = evaluate_checkpoint(checkpoint, manifest, folder / split, cfg.data.cache_dir, name=f"{name} {split}",
+                                     verbose=False)
+        scores[split] = {"wer": result["wer"], "cer": result["cer"], "utterances": result["num_utterances"]}
+    result = {"variant": name, "overrides": VARIANTS[name] + overrides, "train_seconds": round(train_seconds, 1),
+              "steps": metrics.get("global_step"), "dev_wer": metrics.get("dev_wer"), "scores": scores}
+    atomic_write_text(record, json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def write_report(results: list[dict], out: Path) -> None:
+    sets = [s for s in EVAL_SETS if any(s in r["scores"] for r in results)]
+    with open(out / "ablation.csv.tmp", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["variant", "train_seconds", *[f"{s} {m}" for s in sets for m in ("wer", "cer")]])
+        for r in results:
+            writer.writerow([r["variant"], r["train_seconds"], *[
+                f"{100 * r['scores'][s][m]:.2f}" if s in r["scores"] else "" for s in sets for m in ("wer", "cer")]])
+    (out / "ablation.csv.tmp").replace(out / "ablation.csv")
+    atomic_write_text(out / "ablation.json", json.dumps(results, indent=2) + "\n")
+    print("\n| variant | " + " | ".join(f"{s} WER / CER" for s in sets) + " | training |")
+    print("|---" * (len(sets) + 2) + "|")
+    for r in results:
+        cells = [f"{100 * r['scores'][s]['wer']:.2f} / {100 * r['scores'][s]['cer']:.2f}" if s in r["scores"]
+                 else "-" for s in sets]
+        print(f"| {r['variant']} | " + " | ".join(cells) + f" | {r['train_seconds'] / 60:.1f} min |")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(results)
+    for i, r in enumerate(results):
+        ax.bar([j + i * width for j in range(len(sets))],
+               [100 * r["scores"].get(s, {}).get("cer", float("nan")) for s in sets], width, label=r["variant"])
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(sets))], sets)
+    ax.set_ylabel("CER % (greedy)")
+    ax.set_title("english recipe ablation: what each ingredient buys")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "ablation.tmp.png", dpi=120)
+    (out / "ablation.tmp.png").replace(out / "ablation.png")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prepared", default="runs/english",
+                        help="the english recipe's run folder (its data is prepared there when missing)")
+    parser.add_argument("--data", default=str(SHARED), help="the shared real corpora (as ../shared/data)")
+    parser.add_argument("--out", default="runs/ablation")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--limit", type=int, default=600, help="utterances per evaluation set (0: all)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every variant")
+    args = parser.parse_args()
+
+    prepared, out = Path(args.prepared), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = prepare_english(prepared, args.data)
+    results = [run_variant(name, paths, prepared, out, args.set, args.limit) for name in args.variants]
+    write_report(results, out)
+
+
+if __name__ == "__main__":
+    main()
