@@ -13,6 +13,8 @@ test set. Variants:
     no-speed        augment.speed=[1.0]
     no-noise        augment.noise_prob=0
     no-augment      every augment.* off
+    full-seed2      full again with another seed (initialisation, order, augmentation draws):
+                    differences smaller than the spread between the two are noise
 
 The default model is the english recipe's network with 256-wide LSTMs (the mini model's
 width) trained for one epoch, so the whole ablation takes about an hour on 2 CPU cores;
@@ -50,6 +52,7 @@ VARIANTS: dict[str, list[str]] = {
     "no-speed": ["augment.speed=[1.0]"],
     "no-noise": ["augment.noise_prob=0"],
     "no-augment": [f"augment.{key}={json.dumps(value)}" for key, value in OFF.items()],
+    "full-seed2": ["train.seed=2"],  # the spread between two seeds: smaller differences are noise
 }
 # The sets each variant is scored on; real speech first.
 EVAL_SETS = ("speechocean762-test", "fsdd-test", "asterisk", "synthetic-test")
