@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import random
 import time
@@ -40,6 +41,7 @@ from deepspeech2.data.english import prepare_english
 from deepspeech2.data.formats import read_any_manifest
 from deepspeech2.data.manifest import write_manifest
 from deepspeech2.evaluate import evaluate_checkpoint
+from deepspeech2.plots import plot_grouped_bars
 from deepspeech2.train import train
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -111,13 +113,13 @@ def run_variant(name: str, paths: dict[str, Path], prepared: Path, out: Path, ov
 
 def write_report(results: list[dict], out: Path) -> None:
     sets = [s for s in EVAL_SETS if any(s in r["scores"] for r in results)]
-    with open(out / "ablation.csv.tmp", "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["variant", "train_seconds", *[f"{s} {m}" for s in sets for m in ("wer", "cer")]])
-        for r in results:
-            writer.writerow([r["variant"], r["train_seconds"], *[
-                f"{100 * r['scores'][s][m]:.2f}" if s in r["scores"] else "" for s in sets for m in ("wer", "cer")]])
-    (out / "ablation.csv.tmp").replace(out / "ablation.csv")
+    table = io.StringIO()
+    writer = csv.writer(table)
+    writer.writerow(["variant", "train_seconds", *[f"{s} {m}" for s in sets for m in ("wer", "cer")]])
+    for r in results:
+        writer.writerow([r["variant"], r["train_seconds"], *[
+            f"{100 * r['scores'][s][m]:.2f}" if s in r["scores"] else "" for s in sets for m in ("wer", "cer")]])
+    atomic_write_text(out / "ablation.csv", table.getvalue())
     atomic_write_text(out / "ablation.json", json.dumps(results, indent=2) + "\n")
     print("\n| variant | " + " | ".join(f"{s} WER / CER" for s in sets) + " | training |")
     print("|---" * (len(sets) + 2) + "|")
@@ -125,25 +127,9 @@ def write_report(results: list[dict], out: Path) -> None:
         cells = [f"{100 * r['scores'][s]['wer']:.2f} / {100 * r['scores'][s]['cer']:.2f}" if s in r["scores"]
                  else "-" for s in sets]
         print(f"| {r['variant']} | " + " | ".join(cells) + f" | {r['train_seconds'] / 60:.1f} min |")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    fig, ax = plt.subplots(figsize=(8, 4))
-    width = 0.8 / len(results)
-    for i, r in enumerate(results):
-        ax.bar([j + i * width for j in range(len(sets))],
-               [100 * r["scores"].get(s, {}).get("cer", float("nan")) for s in sets], width, label=r["variant"])
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(sets))], sets)
-    ax.set_ylabel("CER % (greedy)")
-    ax.set_title("english recipe ablation: what each ingredient buys")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "ablation.tmp.png", dpi=120)
-    (out / "ablation.tmp.png").replace(out / "ablation.png")
+    plot_grouped_bars(sets, {r["variant"]: [100 * r["scores"].get(s, {}).get("cer", float("nan")) for s in sets]
+                             for r in results}, "CER % (greedy)",
+                      "english recipe ablation: what each ingredient buys", out / "ablation.png")
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from deepspeech2.data.formats import read_any_manifest
 from deepspeech2.data.manifest import Utterance, write_manifest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from ablation_english import VARIANTS, synthetic_only  # noqa: E402
+from ablation_english import VARIANTS, synthetic_only, write_report  # noqa: E402
 
 
 def _config(variant: str):
@@ -47,3 +47,14 @@ def test_no_real_keeps_the_size_and_drops_every_real_utterance(tmp_path):
     assert len(kept) == len(read_any_manifest(train)) == 19
     assert {u.path for u in kept} == {u.path for u in synthetic}
     assert read_any_manifest(synthetic_only(train, manifests, tmp_path / "again.jsonl", seed=0)) == kept
+
+
+def test_report_has_a_row_per_variant_and_a_plot(tmp_path):
+    results = [{"variant": name, "train_seconds": 60.0,
+                "scores": {"speechocean762-test": {"wer": 0.9, "cer": cer}, "fsdd-test": {"wer": 0.5, "cer": 0.25}}}
+               for name, cer in (("full", 0.6866), ("no-real", 0.7265))]
+    write_report(results, tmp_path)
+    rows = (tmp_path / "ablation.csv").read_text().splitlines()
+    assert rows[0].startswith("variant,train_seconds,speechocean762-test wer,speechocean762-test cer")
+    assert rows[1:] == ["full,60.0,90.00,68.66,50.00,25.00", "no-real,60.0,90.00,72.65,50.00,25.00"]
+    assert (tmp_path / "ablation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

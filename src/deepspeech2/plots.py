@@ -48,3 +48,21 @@ def plot_training(steps: list[tuple[int, float]], epochs: list[dict], path: str 
     with atomic_output(path, ".png") as tmp:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
+
+
+def plot_grouped_bars(groups: list[str], series: dict[str, list[float]], ylabel: str, title: str,
+                      path: str | Path) -> None:
+    """One bar per series in each group (e.g. a training variant's CER on each test set)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / max(1, len(series))
+    for i, (label, values) in enumerate(series.items()):
+        ax.bar([j + i * width for j in range(len(groups))], values, width, label=label)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(groups))], groups)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_output(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120)
+    plt.close(fig)
