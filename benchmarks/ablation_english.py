@@ -7,7 +7,8 @@ model is then scored with greedy decoding on the real sets (speechocean762 test:
 non-native speakers; FSDD test; the Asterisk prompts when installed) and on the synthetic
 test set. Variants:
 
-    full            the english recipe's data mix and augmentation
+    full            the english recipe's data mix with every augmentation on, lightly (AUGMENTED:
+                    the recipe's settings before 0.1.0 turned SpecAugment and noise off)
     no-real         synthetic speech only: no speechocean762, AN4 or FSDD in training
     no-specaugment  augment.freq_masks=0, augment.time_masks=0
     no-speed        augment.speed=[1.0]
@@ -47,6 +48,12 @@ from deepspeech2.train import train
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 OFF = {"freq_masks": 0, "time_masks": 0, "vtlp_prob": 0.0, "wave_prob": 0.0, "speed": [1.0], "noise_prob": 0.0,
        "reverb_prob": 0.0, "telephone_prob": 0.0, "gain_db": 0.0, "dc_offset": 0.0}
+# The augmented baseline every variant starts from, whatever configs/english.yaml turns on now:
+# SpecAugment 2 x 15 bins and 2 x 5 %, VTLP, speed, noise, reverberation and the telephone channel.
+AUGMENTED = {"freq_masks": 2, "freq_width": 15, "time_masks": 2, "time_width": 0.05, "vtlp_prob": 0.5,
+             "wave_prob": 0.5, "speed": [0.9, 1.0, 1.1], "noise_prob": 0.3, "noise_snr": [10.0, 30.0],
+             "reverb_prob": 0.15, "reverb_rt60": [0.2, 0.6], "telephone_prob": 0.15, "gain_db": 6.0,
+             "dc_offset": 0.01}
 VARIANTS: dict[str, list[str]] = {
     "full": [],
     "no-real": [],  # the training manifest changes, not the config
@@ -88,7 +95,8 @@ def run_variant(name: str, paths: dict[str, Path], prepared: Path, out: Path, ov
     cfg = load_config(config_path("english"), [
         f"data.train_manifest={train_manifest}", f"data.dev_manifest={paths['dev']}",
         f"data.cache_dir={prepared / 'features'}", "model.rnn_hidden=256", "train.epochs=1",
-        "train.max_minutes=0", "train.lr=2e-3", *overrides, *VARIANTS[name]])
+        "train.max_minutes=0", "train.lr=2e-3",
+        *[f"augment.{key}={json.dumps(value)}" for key, value in AUGMENTED.items()], *overrides, *VARIANTS[name]])
     started = time.time()
     train_dir = folder / "train"
     metrics = train(cfg, train_dir, resume=(train_dir / "last.pt").exists())

@@ -200,3 +200,19 @@ def test_training_with_augmentation_and_a_time_budget(tiny_corpus, tmp_path, cap
     again = train(cfg, tmp_path / "run", resume=True)
     assert "already spent" in capsys.readouterr().out
     assert again["global_step"] == history[-1]["global_step"]
+    assert metrics["out_of_time"]  # what lets `ds2 run` train on when the budget is raised
+    cfg.train.max_minutes = 0.1
+    longer = train(cfg, tmp_path / "run", resume=True)
+    assert longer["out_of_time"] and longer["global_step"] > history[-1]["global_step"]
+
+
+def test_a_recipe_trains_on_when_its_time_budget_is_raised(tmp_path):
+    from deepspeech2.recipes import _training_done
+
+    done = tmp_path / "done.json"
+    assert not _training_done(done, 72)
+    done.write_text(json.dumps({"completed": True, "out_of_time": True, "max_minutes": 72}))
+    assert _training_done(done, 72) and _training_done(done, 60)
+    assert not _training_done(done, 240) and not _training_done(done, 0)  # raised, or no limit
+    done.write_text(json.dumps({"completed": True, "out_of_time": False, "max_minutes": 72}))
+    assert _training_done(done, 240)  # it ran all its epochs: a larger budget changes nothing

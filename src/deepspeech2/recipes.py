@@ -167,6 +167,19 @@ def _decode_with_lm(out: Path, manifests: Manifests, checkpoint: Path, cfg, opti
     return decoder, results
 
 
+def _training_done(done: Path, max_minutes: float) -> bool:
+    """Whether ``done.json`` stands: not when the run ended at its time budget and the budget has
+    been raised (or lifted) since, so that ``train.max_minutes=240`` on a rerun trains on."""
+    if not done.exists():
+        return False
+    record = json.loads(done.read_text())
+    if record.get("out_of_time") and (not max_minutes or max_minutes > record.get("max_minutes", 0)):
+        print(f"{done}: the training ended at train.max_minutes={record.get('max_minutes')}; "
+              f"continuing to {max_minutes or 'no limit'}")
+        return False
+    return True
+
+
 def run_recipe(name: str, out_dir: str | Path, data: str | None = None, overrides: list[str] | None = None,
                prepare_options: dict | None = None, config: str | None = None,
                lm_options: dict | None = None) -> dict:
@@ -198,13 +211,13 @@ def run_recipe(name: str, out_dir: str | Path, data: str | None = None, override
         f"data.cache_dir={out / 'features'}", *(overrides or [])])
     suffix = ".ckpt" if cfg.backend == "mindspore" else ".pt"
     done = train_dir / "done.json"
-    if done.exists():
+    if _training_done(done, cfg.train.max_minutes):
         print(f"already trained: {train_dir} (delete {done} to train again)")
     else:
         last = train_dir / f"last{suffix}"
         metrics = train(cfg, train_dir, resume=last.exists())
         if metrics.get("completed"):  # not after train.max_steps: a rerun continues the training
-            atomic_write_text(done, json.dumps(metrics, indent=2) + "\n")
+            atomic_write_text(done, json.dumps({**metrics, "max_minutes": cfg.train.max_minutes}, indent=2) + "\n")
     timings["train"] = time.time() - started
     checkpoint = train_dir / f"best{suffix}"
     if not checkpoint.exists():  # stopped before the first epoch's end

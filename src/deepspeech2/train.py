@@ -460,7 +460,8 @@ def end_of_epoch(s: Session, end: EpochEnd) -> tuple[dict, bool]:
         s.log(f"epoch {epoch + 1}: train loss {metrics['train_loss']:.3f}{dev}, {metrics['seconds']:.0f} s "
               f"-> {path.name}")
     _barrier(backend)
-    last_metrics = {**metrics, "completed": progress.epoch >= t.epochs or end.out_of_time}
+    last_metrics = {**metrics, "completed": progress.epoch >= t.epochs or end.out_of_time,
+                    "out_of_time": end.out_of_time}
     if t.max_steps and progress.global_step >= t.max_steps:
         s.log(f"stopped at train.max_steps={t.max_steps}")
         return last_metrics, True
