@@ -8,6 +8,9 @@ above 1 the workers keep ahead and augmentation costs the step nothing but the w
 share.
 
     .venv/bin/python benchmarks/augment_throughput.py --config english --batches 6
+    # with every augmentation on, as measured for the README:
+    .venv/bin/python benchmarks/augment_throughput.py --set augment.freq_masks=2 augment.time_masks=2 \
+        augment.noise_prob=0.3 augment.reverb_prob=0.15 augment.telephone_prob=0.15
 """
 
 from __future__ import annotations
@@ -36,9 +39,10 @@ def main() -> None:
     parser.add_argument("--root", default=str(SHARED), help="a speechocean762 copy with manifest.csv")
     parser.add_argument("--batches", type=int, default=6)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     args = parser.parse_args()
 
-    cfg = load_config(config_path(args.config), [f"train.threads={args.threads}"])
+    cfg = load_config(config_path(args.config), [f"train.threads={args.threads}", *args.set])
     rows = [r for r in csv.DictReader(open(Path(args.root) / "manifest.csv")) if r["split"] == "train"]
     rng = np.random.default_rng(0)
     picks = rng.choice(len(rows), size=args.batches * cfg.train.batch_size, replace=False)
