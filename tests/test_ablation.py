@@ -3,7 +3,6 @@ no-real variant trains on as many utterances as the full mix, none of them real.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -12,12 +11,11 @@ from deepspeech2.data.formats import read_any_manifest
 from deepspeech2.data.manifest import Utterance, write_manifest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from ablation_english import AUGMENTED, VARIANTS, synthetic_only, write_report  # noqa: E402
+from ablation_english import synthetic_only, variant_overrides, write_report  # noqa: E402
 
 
 def _config(variant: str):
-    augmented = [f"augment.{key}={json.dumps(value)}" for key, value in AUGMENTED.items()]
-    return load_config(config_path("english"), augmented + VARIANTS[variant])
+    return load_config(config_path("english"), variant_overrides(variant))
 
 
 def test_variants_turn_off_what_they_name():
