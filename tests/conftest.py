@@ -30,18 +30,11 @@ def fsdd_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # -- the MindSpore backend's modules run in their own environment ----------------------
 # MindSpore 2.10 needs numpy<2, so scripts/test.sh runs these in .venv-ms
 # (scripts/test_mindspore.sh). Where MindSpore is not installed they are not collected,
-# rather than reported as skips; the header says where they run.
+# rather than reported as skips; the summary says where they run.
 MINDSPORE_HERE = importlib.util.find_spec("mindspore") is not None
 MINDSPORE_MODULES = ["test_mindspore_checkpoints.py", "test_mindspore_ckpt_file.py", "test_mindspore_convert.py",
                      "test_mindspore_training.py"]
 collect_ignore = [] if MINDSPORE_HERE else MINDSPORE_MODULES
-
-
-def pytest_report_header(config: pytest.Config) -> str | None:
-    if MINDSPORE_HERE:
-        return None
-    return (f"mindspore: not installed here; {len(MINDSPORE_MODULES)} modules (tests/test_mindspore_*.py) "
-            "run in .venv-ms: bash scripts/test_mindspore.sh")
 
 
 # -- under CI, a skip nobody allowed fails the run -------------------------------------
@@ -93,6 +86,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if not MINDSPORE_HERE:
+        terminalreporter.line(f"mindspore is not installed here: {len(MINDSPORE_MODULES)} modules "
+                              "(tests/test_mindspore_*.py) run in .venv-ms, bash scripts/test_mindspore.sh")
     if not _unexpected_skips:
         return
     verdict = "fail the run (CI=true)" if _ci() else "would fail the run under CI=true"
