@@ -63,3 +63,9 @@ def test_out_of_range_values_are_rejected_with_the_file(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="data.max_duration"):
         load_config(None, ["data.min_duration=5", "data.max_duration=2"])
+
+
+def test_per_bin_normalisation_needs_per_utterance_normalisation():
+    with pytest.raises(ConfigError, match="audio.normalize_per_bin needs audio.normalize: true"):
+        load_config(config_path("mini"), ["audio.normalize=false", "audio.normalize_per_bin=true"])
+    assert load_config(config_path("mini"), ["audio.normalize_per_bin=true"]).audio.feature_spec().normalize_per_bin

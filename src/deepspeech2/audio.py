@@ -53,6 +53,10 @@ class FeatureSpec:
     hop_length: int = 160
     window: str = "hamming"
     normalize: bool = True
+    # Subtract each frequency bin's mean over the utterance before the global scaling (mean
+    # normalisation per bin, Kaldi's CMN): a microphone's, a phone line's or a speaker's fixed
+    # spectral colouring is a per-bin offset of the log spectrum, and this takes it away.
+    normalize_per_bin: bool = False
 
     @property
     def num_bins(self) -> int:
@@ -86,7 +90,8 @@ def spectrogram(samples: np.ndarray, spec: FeatureSpec = FeatureSpec()) -> np.nd
     magnitude = np.abs(np.fft.rfft(frames * _window(spec.window, n_fft), n=n_fft, axis=1))
     features = np.log1p(magnitude).T.astype(np.float32)
     if spec.normalize:
-        features = (features - features.mean()) / (features.std() + 1e-10)
+        features = features - (features.mean(axis=1, keepdims=True) if spec.normalize_per_bin else features.mean())
+        features = features / (features.std() + 1e-10)
     return np.ascontiguousarray(features)
 
 

@@ -35,9 +35,11 @@ class AudioConfig:
     hop_length: int = 160
     window: str = "hamming"
     normalize: bool = True
+    normalize_per_bin: bool = False  # with normalize: each bin's own mean is subtracted (channel normalisation)
 
     def feature_spec(self) -> FeatureSpec:
-        return FeatureSpec(self.sample_rate, self.n_fft, self.hop_length, self.window, self.normalize)
+        return FeatureSpec(self.sample_rate, self.n_fft, self.hop_length, self.window, self.normalize,
+                           self.normalize_per_bin)
 
 
 @dataclass
@@ -249,6 +251,9 @@ def validate(cfg: Config) -> None:
     for key in ("model.conv_kernels", "model.conv_strides"):
         if any(len(pair) != 2 for pair in get_key(cfg, key)):
             raise ConfigError(f"{key} entries must be [frequency, time] pairs")
+    if cfg.audio.normalize_per_bin and not cfg.audio.normalize:
+        raise ConfigError("audio.normalize_per_bin needs audio.normalize: true (it is a kind of per-utterance "
+                          "normalisation, which a streaming model cannot use)")
     positive = ["model.rnn_layers", "model.rnn_hidden", "train.batch_size", "train.epochs", "train.log_every",
                 "train.eval_batch_size", "train.lr_decay", "audio.n_fft", "audio.hop_length", "audio.sample_rate"]
     non_negative = ["train.checkpoint_every", "train.keep_checkpoints", "train.max_steps", "train.warmup_steps",
