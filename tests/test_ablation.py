@@ -28,6 +28,8 @@ def test_variants_turn_off_what_they_name():
     off = _config("no-augment").augment
     assert (off.freq_masks, off.time_masks, off.vtlp_prob, off.wave_prob, off.noise_prob, off.gain_db) == (0,) * 6
     assert _config("full-seed2").train.seed != _config("full").train.seed
+    # its published figures were measured with the global per-utterance normalisation
+    assert not _config("full").audio.normalize_per_bin and load_config(config_path("english")).audio.normalize_per_bin
 
 
 def test_no_real_keeps_the_size_and_drops_every_real_utterance(tmp_path):

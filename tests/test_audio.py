@@ -99,3 +99,15 @@ def test_bad_audio_raises_error_naming_the_file(tmp_path):
     sf.write(empty, np.zeros(0), 16000)
     with pytest.raises(AudioError, match="empty"):
         load_audio(empty)
+
+
+@pytest.mark.parametrize("per_bin", [False, True])
+def test_normalisation_does_not_amplify_silence_into_noise(per_bin):
+    # A silent file with dither (Asterisk's silence prompts) would otherwise come out as
+    # unit-variance noise, which a model transcribes as words; speech is normalised as before.
+    rng = np.random.default_rng(3)
+    spec = FeatureSpec(normalize_per_bin=per_bin)
+    silence = (rng.integers(-1, 2, 16000) / 32768).astype(np.float32)  # 16-bit silence, +-1 LSB dither
+    assert spectrogram(silence, spec).std() < 0.2
+    quiet_speech_level = (0.003 * rng.standard_normal(16000)).astype(np.float32)
+    assert abs(spectrogram(quiet_speech_level, spec).std() - 1) < 1e-3

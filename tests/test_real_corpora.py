@@ -119,6 +119,10 @@ def test_bad_corpus_folders_are_named(tmp_path):
     ("at [@]", "AT"),
     ("3D audio enabled", "THREE D AUDIO ENABLED"),
     ("[this is a simple beep tone]", None),
+    ("(10 seconds of silence)", None),  # the audio is silence: its reference must not be these words
+    ('IAX (note: does not say "2")', "IAX"),
+    ("Please leave your message after the tone. (simple tone sound plays)",
+     "PLEASE LEAVE YOUR MESSAGE AFTER THE TONE"),
     ("dial 1234 now", None),
     ("a 28.8 kilobit modem", None),
 ])

@@ -5,8 +5,10 @@ American female voice (8 kHz WAV) and ``asterisk-core-sounds-en`` their texts, o
 ``name: text`` line each (``name`` may hold a folder, ``digits/5``). This module turns such
 a list into a manifest for evaluation only (never for training):
 
-* a prompt whose text is only a bracketed description (``[this is a simple beep tone]``)
-  is not speech: dropped and reported; bracketed asides inside a text (``at [@]``) are cut;
+* a prompt whose text is only a bracketed or parenthesised description (``[this is a
+  simple beep tone]``, ``(10 seconds of silence)``) is not speech: dropped and reported;
+  such asides inside a text (``at [@]``, ``IAX (note: does not say "2")``, ``... pound key.
+  (simple tone sound plays)``) are editors' notes, not words of the prompt: cut;
 * ``*`` and ``#`` are read as "star" and "pound", as the prompts say them;
 * numbers of one or two digits are spelled out; a prompt with a longer number (``1234``,
   ``28.8``), which a speaker may read in several ways, is dropped and reported;
@@ -29,7 +31,7 @@ from .manifest import Utterance, atomic_write_text, write_manifest
 TEXTS = Path("/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz")
 SOUNDS = Path("/usr/share/asterisk/sounds/en")
 INSTALL_HINT = "apt-get install -y asterisk-core-sounds-en-wav asterisk-core-sounds-en"
-_BRACKETS = re.compile(r"\[[^\]]*\]")
+_ASIDES = re.compile(r"\[[^\]]*\]|\([^)]*\)")
 _LONG_NUMBER = re.compile(r"\d[\d,]*\.\d|\d{3,}")
 _NUMBER = re.compile(r"\d+")
 
@@ -43,7 +45,7 @@ def prompt_text(raw: str) -> tuple[str | None, str]:
     raw = raw.strip()
     if not raw:
         return None, "empty text"
-    spoken = _BRACKETS.sub(" ", raw).strip()
+    spoken = _ASIDES.sub(" ", raw).strip()
     if not spoken:
         return None, f"non-speech prompt {raw}"
     if _LONG_NUMBER.search(spoken):
