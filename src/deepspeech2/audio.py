@@ -49,8 +49,8 @@ def audio_duration(path: str | os.PathLike) -> float:
 # Normalisation must not amplify a silent recording (a microphone left open, a padding file)
 # into unit-variance noise, which a model hears as words. Speech spreads log1p|STFT| with a
 # standard deviation of 0.04 or more at any usable level (0.02 with per-bin normalisation;
-# the quietest 600 training utterances of the english recipe measured 0.019-0.04); digital
-# silence with dither 1e-4. Below this floor the features are scaled as if at the floor.
+# the quietest of 600 training utterances of the english recipe measured 0.019-0.04); the
+# Asterisk prompts' silence files (16-bit dither) 1e-4. Below the floor nothing is scaled up.
 SILENCE_STD = 1e-3
 
 
