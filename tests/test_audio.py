@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from deepspeech2.audio import AudioError, FeatureSpec, load_audio, spectrogram
+from deepspeech2.audio import AudioError, FeatureSpec, load_audio, mel_filterbank, spectrogram
 
 
 def reference_spectrogram(x: np.ndarray, n_fft: int, hop: int, window: str, normalize: bool) -> np.ndarray:
@@ -111,3 +111,27 @@ def test_normalisation_does_not_amplify_silence_into_noise(per_bin):
     assert spectrogram(silence, spec).std() < 0.2
     quiet_speech_level = (0.003 * rng.standard_normal(16000)).astype(np.float32)
     assert abs(spectrogram(quiet_speech_level, spec).std() - 1) < 1e-3
+
+
+def test_log_mel_features_put_a_tone_in_its_band():
+    spec = FeatureSpec(n_fft=512, n_mels=80, normalize=False)
+    t = np.arange(16000) / 16000
+    hz = spec.bin_frequencies()
+    assert spec.num_bins == 80 and np.all(np.diff(hz) > 0) and hz[-1] < 8000
+    for tone in (250.0, 1000.0, 3000.0, 7000.0):
+        features = spectrogram(np.sin(2 * np.pi * tone * t).astype(np.float32), spec)
+        assert features.shape == (80, 101)
+        peak = hz[int(np.argmax(features.mean(axis=1)))]
+        spacing = np.diff(hz).max()
+        assert abs(peak - tone) <= spacing, (tone, peak)
+    # The bands sum the linear magnitudes: the same signal through both front ends.
+    x = np.random.default_rng(0).standard_normal(8000).astype(np.float32)
+    linear = np.expm1(spectrogram(x, FeatureSpec(n_fft=512, normalize=False)))
+    mel = np.expm1(spectrogram(x, spec))
+    np.testing.assert_allclose(mel, mel_filterbank(16000, 512, 80) @ linear, rtol=1e-3, atol=1e-3)
+
+
+def test_too_many_mel_bands_for_the_fft_name_both_keys():
+    with pytest.raises(ValueError, match=r"audio.n_mels = 80 is too many for audio.n_fft = 320"):
+        mel_filterbank(16000, 320, 80)
+    assert mel_filterbank(16000, 320, 40).shape == (40, 161)

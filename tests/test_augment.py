@@ -123,6 +123,24 @@ def test_vtlp_moves_formants_with_alpha():
     assert up.shape == features.shape
 
 
+def test_vtlp_on_mel_bins_warps_in_hertz():
+    # On mel bins the warp is linear in Hz too: a formant at 1,000 Hz moves to 1,100 Hz (alpha 1.1),
+    # although the mel bands are not evenly spaced in Hz.
+    spec = FeatureSpec(n_fft=512, n_mels=80)
+    hz = spec.bin_frequencies()
+    formant = int(np.argmin(np.abs(hz - 1000)))
+    features = np.zeros((80, 4), dtype=np.float32)
+    features[formant] = 1.0
+    for alpha in (1.1, 0.9):
+        warped = A.vtlp(features, alpha, hz)
+        peak = float(np.sum(hz * warped[:, 0]) / np.sum(warped[:, 0]))  # centroid of the moved formant
+        assert abs(peak - alpha * hz[formant]) < 0.02 * hz[formant], (alpha, peak)
+    augmenter = A.Augmenter(AugmentConfig(vtlp_prob=1.0, vtlp_alpha=[1.1, 1.1], speed=[], gain_db=0.0,
+                                          dc_offset=0.0, wave_prob=0.0), spec)
+    np.testing.assert_allclose(augmenter.augment_features(features, np.random.default_rng(0)),
+                               A.vtlp(features, 1.1, hz))
+
+
 def test_out_of_range_settings_name_the_key_and_range():
     with pytest.raises(ConfigError, match=r"augment\.speed = \[0\.9, 3\.0\] is out of range; valid: 0\.5 to 2\.0"):
         load_config(None, ["augment.speed=[0.9, 3.0]"])

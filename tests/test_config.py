@@ -69,3 +69,13 @@ def test_per_bin_normalisation_needs_per_utterance_normalisation():
     with pytest.raises(ConfigError, match="audio.normalize_per_bin needs audio.normalize: true"):
         load_config(config_path("mini"), ["audio.normalize=false", "audio.normalize_per_bin=true"])
     assert load_config(config_path("mini"), ["audio.normalize_per_bin=true"]).audio.feature_spec().normalize_per_bin
+
+
+def test_mel_bands_are_checked_against_the_fft():
+    cfg = load_config(config_path("mini"), ["audio.n_mels=80", "audio.n_fft=512"])
+    assert cfg.audio.num_bins == 80 and cfg.audio.feature_spec().n_mels == 80
+    assert load_config(config_path("mini")).audio.num_bins == 161
+    with pytest.raises(ConfigError, match=r"audio.n_mels = 80 is too many for audio.n_fft = 320"):
+        load_config(config_path("mini"), ["audio.n_mels=80"])
+    with pytest.raises(ConfigError, match=r"audio.n_mels must be 0"):
+        load_config(config_path("mini"), ["audio.n_mels=-1"])

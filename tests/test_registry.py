@@ -239,7 +239,7 @@ def test_mindspore_official_without_mindspore(release, tmp_path, capsys):
     converted = create_backend(read_config(model), "cpu")
     converted.load(model, training_state=False)
     rng = np.random.default_rng(0)
-    features = rng.standard_normal((2, cfg.audio.n_fft // 2 + 1, 40)).astype(np.float32)
+    features = rng.standard_normal((2, cfg.audio.num_bins, 40)).astype(np.float32)
     batch = Batch(features, np.array([40, 40]), np.zeros((2, 1), np.int64), np.zeros(2, np.int64), ["", ""], ["", ""])
     np.testing.assert_allclose(converted.log_probs(batch)[0], original.log_probs(batch)[0], atol=1e-5)
 

@@ -246,3 +246,25 @@ def test_fine_tune_from_pretrained_with_frozen_layers(trained_run, tiny_corpus, 
             assert torch.equal(before[name], after[name]), name
     assert not torch.equal(before["rnns.0.rnn.weight_ih_l0"], after["rnns.0.rnn.weight_ih_l0"])
     assert not torch.equal(before["fc.weight"], after["fc.weight"])
+
+
+def test_a_log_mel_model_trains_exports_and_transcribes(tiny_corpus, tmp_path, capsys):
+    # audio.n_mels reaches every stage: the network's input height, the feature cache, the
+    # checkpoint's config and the ONNX export that transcribes without it.
+    cfg = tiny_config(tiny_corpus["train"], tiny_corpus["dev"], tmp_path / "features", epochs=4)
+    cfg.audio.n_fft, cfg.audio.n_mels = 512, 40
+    run = tmp_path / "run"
+    train(cfg, run)
+    losses = [float(r["loss"]) for r in csv.DictReader(open(run / "steps.csv"))]
+    assert np.mean(losses[-12:]) < 0.6 * np.mean(losses[:12])
+    assert load_checkpoint_file(run / "best.pt")["config"]["audio"]["n_mels"] == 40
+    onnx_path = tmp_path / "model.onnx"
+    assert ds2(["export", "--checkpoint", str(run / "best.pt"), "--out", str(onnx_path),
+                "--manifest", str(tiny_corpus["dev"])]) == 0
+    diff = float(capsys.readouterr().out.split("max abs difference to the checkpoint's output ")[1].split()[0])
+    assert diff < 1e-4
+    files = [u.path for u in read_manifest(tiny_corpus["dev"])[:4]]
+    assert ds2(["transcribe", *files, "--checkpoint", str(run / "best.pt"), "--engine", "fp32"]) == 0
+    by_torch = capsys.readouterr().out
+    assert ds2(["transcribe", *files, "--onnx", str(onnx_path)]) == 0
+    assert capsys.readouterr().out == by_torch

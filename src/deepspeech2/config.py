@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from .atomic import atomic_write_text
-from .audio import FeatureSpec
+from .audio import FeatureSpec, mel_filterbank
 
 CONFIG_DIR = Path(__file__).parent / "configs"  # the packaged configs (``config_path`` names them)
 # The network of the official MindSpore checkpoint (and of a .ckpt without a config inside).
@@ -36,10 +36,16 @@ class AudioConfig:
     window: str = "hamming"
     normalize: bool = True
     normalize_per_bin: bool = False  # with normalize: each bin's own mean is subtracted (channel normalisation)
+    n_mels: int = 0  # 0: linear STFT bins (DeepSpeech2); else log-mel features with that many bands
 
     def feature_spec(self) -> FeatureSpec:
         return FeatureSpec(self.sample_rate, self.n_fft, self.hop_length, self.window, self.normalize,
-                           self.normalize_per_bin)
+                           self.normalize_per_bin, self.n_mels)
+
+    @property
+    def num_bins(self) -> int:
+        """Feature bins per frame: the network's input height."""
+        return self.feature_spec().num_bins
 
 
 @dataclass
@@ -265,6 +271,13 @@ def validate(cfg: Config) -> None:
     for key in non_negative:
         if get_key(cfg, key) < 0:
             raise ConfigError(f"{key} must not be negative, got {get_key(cfg, key)}")
+    if cfg.audio.n_mels < 0:
+        raise ConfigError(f"audio.n_mels must be 0 (linear STFT bins) or a number of mel bands, got {cfg.audio.n_mels}")
+    if cfg.audio.n_mels:
+        try:
+            mel_filterbank(cfg.audio.sample_rate, cfg.audio.n_fft, cfg.audio.n_mels)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     if any(s < 1 for pair in m.conv_strides for s in pair) or any(c < 1 for c in m.conv_channels):
         raise ConfigError("model.conv_strides and model.conv_channels must be positive")
     _validate_augment(cfg.augment)

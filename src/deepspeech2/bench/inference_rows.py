@@ -21,7 +21,7 @@ def _inference_setup(b: Bench):
 
         cfg = b.config(threads=1)
         alphabet = b.alphabet(cfg)
-        model = DeepSpeech2(cfg.model, cfg.audio.n_fft // 2 + 1, len(alphabet)).eval()
+        model = DeepSpeech2(cfg.model, cfg.audio.num_bins, len(alphabet)).eval()
         warm = synthetic_batch([0], [1.0], alphabet, b.w.seed + 2)
         utt = synthetic_batch([0], [b.w.infer_seconds], alphabet, b.w.seed + 3)
         b.memo["inference"] = (cfg, model, warm, utt)

@@ -141,22 +141,27 @@ def spec_augment(features: np.ndarray, rng: np.random.Generator, freq_masks: int
     return out
 
 
-def vtlp(features: np.ndarray, alpha: float) -> np.ndarray:
+def vtlp(features: np.ndarray, alpha: float, frequencies: np.ndarray | None = None) -> np.ndarray:
     """Vocal tract length perturbation: stretch the frequency axis by ``alpha`` (>1 moves
-    formants up, as a shorter vocal tract does), piecewise linear so the top bin stays put."""
+    formants up, as a shorter vocal tract does), piecewise linear so the top bin stays put.
+    ``frequencies``: each bin's centre frequency (``FeatureSpec.bin_frequencies``), so the warp
+    is linear in Hz on mel bins too; default: evenly spaced (linear STFT) bins."""
     if alpha == 1.0:
         return features
     bins = features.shape[0]
-    top = bins - 1
+    index = np.arange(bins, dtype=np.float64)
+    hz = index if frequencies is None else np.asarray(frequencies, dtype=np.float64)
+    top = hz[-1]
     boundary = 0.8 * top * min(1.0, 1.0 / alpha)
-    target = np.arange(bins, dtype=np.float64)
-    # Output bin k takes the input at source(k): inverse of the warp f -> alpha * f below the
-    # boundary, and a straight line to the top bin above it.
+    # Output bin k takes the input at the frequency source(hz[k]): inverse of the warp f -> alpha * f
+    # below the boundary, and a straight line to the top bin above it.
     warped_boundary = alpha * boundary
-    source = np.where(target <= warped_boundary, target / alpha,
-                      boundary + (target - warped_boundary) * (top - boundary) / max(top - warped_boundary, 1e-9))
-    low = np.clip(np.floor(source).astype(np.int64), 0, top)
-    high = np.minimum(low + 1, top)
+    source_hz = np.where(hz <= warped_boundary, hz / alpha,
+                         boundary + (hz - warped_boundary) * (top - boundary) / max(top - warped_boundary, 1e-9))
+    source = np.interp(source_hz, hz, index)
+    top_bin = bins - 1
+    low = np.clip(np.floor(source).astype(np.int64), 0, top_bin)
+    high = np.minimum(low + 1, top_bin)
     frac = (source - low)[:, None].astype(np.float32)
     return ((1 - frac) * features[low] + frac * features[high]).astype(np.float32)
 
@@ -188,6 +193,7 @@ class Augmenter:
     def __init__(self, cfg: AugmentConfig, spec: FeatureSpec, babble_pool: int = 64, quiet: bool = False):
         self.cfg, self.spec = cfg, spec
         self.sample_rate = spec.sample_rate
+        self.bin_frequencies = spec.bin_frequencies()
         # Recent clean training utterances: the babble source, refilled as training reads audio.
         self.babble: deque[np.ndarray] = deque(maxlen=babble_pool)
         self.noise_files: list[str] = []
@@ -258,7 +264,7 @@ class Augmenter:
         c = self.cfg
         features = np.asarray(features, dtype=np.float32)
         if c.vtlp_prob and rng.random() < c.vtlp_prob:
-            features = vtlp(features, float(rng.uniform(*c.vtlp_alpha)))
+            features = vtlp(features, float(rng.uniform(*c.vtlp_alpha)), self.bin_frequencies)
         if c.freq_masks or c.time_masks:
             features = spec_augment(features, rng, c.freq_masks, c.freq_width, c.time_masks, c.time_width)
         return features

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import onnx_contract as contract
-from ..audio import FeatureSpec, _window
+from ..audio import FeatureSpec, _window, magnitude_features
 from ..config import Config
 from ..decoding import Decoder, DecoderConfig, collapse, greedy_path, greedy_words, path_text, path_words
 from ..text import Alphabet
@@ -52,7 +52,7 @@ class StreamingSpectrogram:
         frames = np.lib.stride_tricks.as_strided(
             padded, shape=(count, self.n_fft), strides=(padded.strides[0] * self.hop, padded.strides[0]))
         magnitude = np.abs(np.fft.rfft(frames * self.window, n=self.n_fft, axis=1))
-        return np.ascontiguousarray(np.log1p(magnitude).T.astype(np.float32))
+        return magnitude_features(magnitude, self.spec)
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         samples = np.asarray(samples, np.float32)
@@ -88,7 +88,7 @@ class StreamingLayout:
 
     def __init__(self, cfg: Config):
         model = cfg.model
-        self.num_bins = cfg.audio.n_fft // 2 + 1
+        self.num_bins = cfg.audio.feature_spec().num_bins
         self.convs: list[tuple[int, int, int, int]] = []  # (in channels, in bins, time kernel, time stride)
         channels, bins = 1, self.num_bins
         for out_channels, kernel, stride in zip(model.conv_channels, model.conv_kernels, model.conv_strides,

@@ -107,7 +107,7 @@ def initial_parameters(cfg: Config, num_classes: int) -> dict[str, np.ndarray]:
     saved = torch.get_rng_state()
     try:
         torch.manual_seed(cfg.train.seed)
-        twin = DeepSpeech2(cfg.model, cfg.audio.n_fft // 2 + 1, num_classes)
+        twin = DeepSpeech2(cfg.model, cfg.audio.num_bins, num_classes)
     finally:
         torch.set_rng_state(saved)
     return mindspore_from_torch({k: v.numpy() for k, v in twin.state_dict().items()}, cfg)

@@ -136,7 +136,7 @@ class MindSporeBackend:
         self.target = configure_context(device or cfg.train.device, cfg.train.threads)
         ms.set_seed(cfg.train.seed)
         self.alphabet = Alphabet(cfg.text.blank)
-        self.net = DeepSpeech2(cfg.model, cfg.audio.n_fft // 2 + 1, len(self.alphabet))
+        self.net = DeepSpeech2(cfg.model, cfg.audio.num_bins, len(self.alphabet))
         self._initialise()
         self._train_cell = None
         self._optimizer = None
@@ -235,7 +235,7 @@ class MindSporeBackend:
 
             self._infer = Inference(self.net)
             if self.dynamic_shapes:
-                bins = self.cfg.audio.n_fft // 2 + 1
+                bins = self.cfg.audio.num_bins
                 self._infer.set_inputs(Tensor(shape=[None, bins, None], dtype=self.ms.float32),
                                        Tensor(shape=[None], dtype=self.ms.int32))
         return self._infer

@@ -31,7 +31,7 @@ def export_mindir(backend, path: Path, example: Batch) -> dict:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    bins = backend.cfg.audio.n_fft // 2 + 1
+    bins = backend.cfg.audio.num_bins
     config = json.dumps(backend.cfg.to_dict())
 
     def add_config(model) -> None:

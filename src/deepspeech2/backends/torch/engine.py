@@ -70,7 +70,7 @@ class TorchBackend:
                                     timeout=datetime.timedelta(hours=6))
         torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank
         self.alphabet = Alphabet(cfg.text.blank)
-        self.model = DeepSpeech2(cfg.model, cfg.audio.n_fft // 2 + 1, len(self.alphabet)).to(self.device)
+        self.model = DeepSpeech2(cfg.model, cfg.audio.num_bins, len(self.alphabet)).to(self.device)
         self.net: nn.Module = self._wrap()
         self.ctc = nn.CTCLoss(blank=self.alphabet.blank_id, reduction="sum", zero_infinity=True)
         self.optimizer: torch.optim.Optimizer | None = None
