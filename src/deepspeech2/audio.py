@@ -79,8 +79,7 @@ class FeatureSpec:
     def bin_frequencies(self) -> np.ndarray:
         """The centre frequency in Hz of each feature bin."""
         if self.n_mels:
-            edges = _mel_to_hz(np.linspace(0.0, _hz_to_mel(self.sample_rate / 2), self.n_mels + 2))
-            return edges[1:-1]
+            return mel_band_edges(self.sample_rate, self.n_mels)[1:-1]
         return np.arange(self.num_bins) * self.sample_rate / self.n_fft
 
 
@@ -92,12 +91,18 @@ def _mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
     return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
 
 
+def mel_band_edges(sample_rate: int, n_mels: int) -> np.ndarray:
+    """n_mels + 2 frequencies in Hz, evenly spaced on the mel scale from 0 to Nyquist: band k
+    rises from edge k to its centre, edge k + 1, and falls to edge k + 2."""
+    return _mel_to_hz(np.linspace(0.0, _hz_to_mel(sample_rate / 2), n_mels + 2))
+
+
 @lru_cache(maxsize=8)
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
     """Triangular filters of peak 1, shape (n_mels, n_fft // 2 + 1), evenly spaced on the
     mel scale from 0 Hz to the Nyquist frequency. Raises ValueError when a filter would be
     narrower than the FFT's bin spacing and catch no bin (too many bands for n_fft)."""
-    edges = _mel_to_hz(np.linspace(0.0, _hz_to_mel(sample_rate / 2), n_mels + 2))
+    edges = mel_band_edges(sample_rate, n_mels)
     bins = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
     low, centre, high = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     rising = (bins[None, :] - low) / (centre - low)
