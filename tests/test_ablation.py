@@ -28,8 +28,11 @@ def test_variants_turn_off_what_they_name():
     off = _config("no-augment").augment
     assert (off.freq_masks, off.time_masks, off.vtlp_prob, off.wave_prob, off.noise_prob, off.gain_db) == (0,) * 6
     assert _config("full-seed2").train.seed != _config("full").train.seed
-    # its published figures were measured with the global per-utterance normalisation
-    assert not _config("full").audio.normalize_per_bin and load_config(config_path("english")).audio.normalize_per_bin
+    # its published figures were measured with linear bins and the global per-utterance normalisation
+    english, full_cfg = load_config(config_path("english")), _config("full")
+    assert not full_cfg.audio.normalize_per_bin and english.audio.normalize_per_bin
+    assert (full_cfg.audio.num_bins, full_cfg.model.conv_kernels) == (161, [[41, 11], [11, 5]])
+    assert english.audio.num_bins == 80
 
 
 def test_no_real_keeps_the_size_and_drops_every_real_utterance(tmp_path):

@@ -135,6 +135,8 @@ def test_vtlp_on_mel_bins_warps_in_hertz():
         warped = A.vtlp(features, alpha, hz)
         peak = float(np.sum(hz * warped[:, 0]) / np.sum(warped[:, 0]))  # centroid of the moved formant
         assert abs(peak - alpha * hz[formant]) < 0.02 * hz[formant], (alpha, peak)
+    linear = np.random.default_rng(0).standard_normal((161, 4)).astype(np.float32)
+    np.testing.assert_array_equal(A.vtlp(linear, 1.1, FeatureSpec().bin_frequencies()), A.vtlp(linear, 1.1))
     augmenter = A.Augmenter(AugmentConfig(vtlp_prob=1.0, vtlp_alpha=[1.1, 1.1], speed=[], gain_db=0.0,
                                           dc_offset=0.0, wave_prob=0.0), spec)
     np.testing.assert_allclose(augmenter.augment_features(features, np.random.default_rng(0)),

@@ -16,6 +16,7 @@ import torch
 from conftest import tiny_config
 from deepspeech2.backends.torch.engine import load_checkpoint_file
 from deepspeech2.cli import main as ds2
+from deepspeech2.config import ConfigError
 from deepspeech2.data.manifest import Utterance, read_manifest, write_manifest
 from deepspeech2.metrics import char_edits
 from deepspeech2.train import train
@@ -43,6 +44,17 @@ def test_loss_falls_and_run_files_are_written(trained_run):
     ckpt = load_checkpoint_file(trained_run / "last.pt")
     assert ckpt["config"]["model"]["rnn_hidden"] == 48
     assert ckpt["progress"]["epoch"] == 6 and ckpt["progress"]["global_step"] == 72
+
+
+def test_resuming_with_other_features_is_refused_and_names_them(trained_run, tiny_corpus):
+    # e.g. a run folder of the english recipe from before it moved to log-mel features
+    cfg = tiny_config(tiny_corpus["train"], tiny_corpus["dev"], trained_run / "features", epochs=7)
+    cfg.audio.n_fft, cfg.audio.n_mels = 512, 40
+    saved = (trained_run / "config.yaml").read_text()
+    with pytest.raises(ConfigError, match=r"audio.n_fft 320 -> 512; audio.n_mels 0 -> 40\). Resume it with its "
+                                          r"own settings \(audio.n_fft=320 audio.n_mels=0"):
+        train(cfg, trained_run, resume=True)
+    assert (trained_run / "config.yaml").read_text() == saved
 
 
 def test_checkpoints_are_pruned_to_keep_newest(tiny_corpus, tmp_path):

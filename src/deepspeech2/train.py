@@ -33,7 +33,8 @@ from tqdm import tqdm
 
 from .atomic import atomic_output, atomic_write_text
 from .backends.base import create_backend
-from .config import Config, TrainConfig, save_config
+from .checkpoints import read_config
+from .config import Config, ConfigError, TrainConfig, save_config
 from .data.augment import Augmenter
 from .data.augment import enabled as augment_enabled
 from .data.dataset import BucketBatchSampler, SkipReport, SpeechDataset, load_dataset, padding_fraction
@@ -286,6 +287,19 @@ def train(cfg: Config, out_dir: str | Path, resume: bool = False, pretrained: st
     return last_metrics
 
 
+def check_same_features(checkpoint: Path, cfg: Config) -> None:
+    """A run resumes only with the features it was trained on: other ``audio.*`` settings give
+    the network inputs it never saw (or of another height), so that is a ConfigError naming them."""
+    before, now = asdict(read_config(checkpoint).audio), asdict(cfg.audio)
+    changed = [key for key in before if before[key] != now[key]]
+    if changed:
+        differences = "; ".join(f"audio.{key} {before[key]!r} -> {now[key]!r}" for key in changed)
+        own = " ".join(f"audio.{key}={before[key]}" for key in changed)
+        raise ConfigError(f"{checkpoint} was trained with other features ({differences}). Resume it with its own "
+                          f"settings ({own}, and the model.* it was trained with; `ds2 train --resume "
+                          f"{checkpoint.parent}` reads them all from its config.yaml), or train into a new folder")
+
+
 def setup(cfg: Config, out_dir: str | Path, resume: bool, pretrained: str | None, device: str | None) -> Session:
     """The backend (and its process group), the run folder, the state to start from (fresh, ``--resume``d
     or ``--pretrained``), the datasets and the batch sampler."""
@@ -306,6 +320,7 @@ def setup(cfg: Config, out_dir: str | Path, resume: bool, pretrained: str | None
     if resume:
         if not run.last.exists():
             raise FileNotFoundError(f"--resume: no {run.last.name} in {run.dir}")
+        check_same_features(run.last, cfg)
         progress = Progress(**backend.load(run.last, training_state=True))
         log(f"resumed from {run.last} at epoch {progress.epoch + 1}, step {progress.step_in_epoch}")
     elif pretrained:

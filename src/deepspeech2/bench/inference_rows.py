@@ -22,8 +22,8 @@ def _inference_setup(b: Bench):
         cfg = b.config(threads=1)
         alphabet = b.alphabet(cfg)
         model = DeepSpeech2(cfg.model, cfg.audio.num_bins, len(alphabet)).eval()
-        warm = synthetic_batch([0], [1.0], alphabet, b.w.seed + 2)
-        utt = synthetic_batch([0], [b.w.infer_seconds], alphabet, b.w.seed + 3)
+        warm = synthetic_batch([0], [1.0], alphabet, b.w.seed + 2, num_bins=cfg.audio.num_bins)
+        utt = synthetic_batch([0], [b.w.infer_seconds], alphabet, b.w.seed + 3, num_bins=cfg.audio.num_bins)
         b.memo["inference"] = (cfg, model, warm, utt)
     return b.memo["inference"]
 
@@ -41,7 +41,7 @@ def _time_inference(b: Bench, run: Callable[[Batch], object], warm: Batch, utt: 
 
 def _infer_result(b: Bench, name: str, setup: str, rtf: float, note: str = "", **details) -> RowResult:
     cfg = _inference_setup(b)[0]
-    flops = forward_flops(cfg.model, int(frames_of(b.w.infer_seconds)))
+    flops = forward_flops(cfg.model, int(frames_of(b.w.infer_seconds)), cfg.audio.num_bins)
     return RowResult(name, setup, kind="infer", batch=1, rtf=rtf, gflops=flops / (rtf * b.w.infer_seconds) / 1e9,
                      note=note, details={"threads": 1, "audio_seconds": b.w.infer_seconds, **details})
 

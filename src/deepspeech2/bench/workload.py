@@ -82,17 +82,17 @@ class Workload:
 
 
 def synthetic_batch(indices: list[int], durations: list[float], alphabet: Alphabet, seed: int,
-                    pad_to: int = 0) -> Batch:
+                    pad_to: int = 0, num_bins: int = 161) -> Batch:
     """Random features and transcripts for utterances ``indices`` of ``durations``; each utterance's data
     depends only on (seed, index), so every row and process sees the same utterance."""
     frames = [int(frames_of(durations[i])) for i in indices]
     width = max([pad_to, *frames])
     non_blank = [i for i in range(len(alphabet)) if i != alphabet.blank_id]
-    features = np.zeros((len(indices), 161, width), dtype=np.float32)
+    features = np.zeros((len(indices), num_bins, width), dtype=np.float32)
     labels = []
     for row, (i, n) in enumerate(zip(indices, frames, strict=True)):
         rng = np.random.default_rng([seed, 2, i])
-        features[row, :, :n] = rng.standard_normal((161, n), dtype=np.float32)
+        features[row, :, :n] = rng.standard_normal((num_bins, n), dtype=np.float32)
         labels.append(rng.choice(non_blank, max(1, round(CHARS_PER_SECOND * durations[i]))))
     targets = np.zeros((len(labels), max(len(x) for x in labels)), dtype=np.int64)
     for row, lab in zip(targets, labels, strict=True):

@@ -47,7 +47,8 @@ class FeatureCache:
         self.spec = spec
         self.in_memory_limit = int(in_memory_limit_gb * 2**30)
         self._memory: dict[str, np.ndarray] = {}
-        self._spec_key = repr(sorted(asdict(spec).items()))
+        # Linear-bin caches written before audio.n_mels existed stay valid: n_mels = 0 is left out.
+        self._spec_key = repr(sorted((k, v) for k, v in asdict(spec).items() if not (k == "n_mels" and v == 0)))
 
     def path_for(self, audio_path: str) -> Path:
         try:
