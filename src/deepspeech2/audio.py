@@ -117,10 +117,12 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
 
 def magnitude_features(magnitude: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     """log(1 + |STFT|) of frames x (n_fft // 2 + 1) magnitudes, through the mel filterbank
-    when ``spec.n_mels`` is set: (num_bins, frames), float32, not normalised."""
+    when ``spec.n_mels`` is set: (num_bins, frames), float32, not normalised, not contiguous."""
     if spec.n_mels:
         magnitude = magnitude @ mel_filterbank(spec.sample_rate, spec.n_fft, spec.n_mels).T
-    return np.ascontiguousarray(np.log1p(magnitude).T.astype(np.float32))
+    # The transposed view, not a copy: the normalisation's sums then run in the memory order
+    # they always did, so linear features stay bit for bit what earlier releases computed.
+    return np.log1p(magnitude).T.astype(np.float32)
 
 
 def _window(name: str, length: int) -> np.ndarray:

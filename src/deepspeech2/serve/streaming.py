@@ -52,7 +52,7 @@ class StreamingSpectrogram:
         frames = np.lib.stride_tricks.as_strided(
             padded, shape=(count, self.n_fft), strides=(padded.strides[0] * self.hop, padded.strides[0]))
         magnitude = np.abs(np.fft.rfft(frames * self.window, n=self.n_fft, axis=1))
-        return magnitude_features(magnitude, self.spec)
+        return np.ascontiguousarray(magnitude_features(magnitude, self.spec))
 
     def push(self, samples: np.ndarray) -> np.ndarray:
         samples = np.asarray(samples, np.float32)
