@@ -18,6 +18,7 @@ from deepspeech2.data.mini import (
     SPLITS,
     VOICES,
     Voice,
+    assign_splits,
     build_mini_corpus,
     read_sentences,
     synthesize,
@@ -38,6 +39,27 @@ def test_generate_sentences_is_deterministic_and_unique() -> None:
     assert first == generate_sentences(3000, seed=0)
     assert first != generate_sentences(3000, seed=1)
     assert len(set(first)) == 3000
+
+
+def test_held_out_sentences_stay_the_same_when_the_training_set_grows() -> None:
+    # The quickstart's figures compare corpora of 3,000 and 4,500 training sentences: only
+    # on the same dev and test sentences, none of them ever in train.
+    sentences = [f"S{i}" for i in range(40)]
+    small = assign_splits(sentences, 5, 3, 4, 6, held_out_after=5)
+    large = assign_splits(sentences, 12, 3, 4, 6, held_out_after=5)
+    assert small["dev"] == large["dev"] == ["S5", "S6", "S7"]
+    assert small["test"] == large["test"] == ["S8", "S9", "S10", "S11"]
+    assert large["test-unseen-voice"] == ["S8", "S9", "S10", "S11", "S12", "S13"]
+    assert large["train"][:5] == small["train"] == ["S0", "S1", "S2", "S3", "S4"]
+    assert large["train"][5:] == [f"S{i}" for i in range(14, 21)]
+    held_out = set(large["dev"]) | set(large["test-unseen-voice"])
+    assert not held_out & set(large["train"]) and len(set(large["train"])) == 12
+    # Below the threshold the layout is train | dev | test | extra, as it always was.
+    assert assign_splits(sentences, 3, 2, 2, 2, held_out_after=5) == {
+        "train": ["S0", "S1", "S2"], "dev": ["S3", "S4"], "test": ["S5", "S6"],
+        "test-unseen-voice": ["S5", "S6"]}
+    with pytest.raises(ValueError, match="21 requested"):
+        assign_splits(sentences[:20], 12, 3, 4, 6, held_out_after=5)
 
 
 def test_generate_sentences_alphabet_length_and_vocabulary() -> None:

@@ -343,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     mini = corpora.add_parser("mini", help="synthesize the offline multi-speaker mini corpus (Debian TTS)")
     mini.add_argument("out", help="output folder")
     mini.add_argument("--text", help="sentences, one per line (default: the built-in sentence generator)")
-    mini.add_argument("--num-train", type=int, default=3000)
+    mini.add_argument("--num-train", type=int, default=6000)
     mini.add_argument("--num-dev", type=int, default=200)
     mini.add_argument("--num-test", type=int, default=200)
     mini.add_argument("--num-test-unseen", type=int, default=200)

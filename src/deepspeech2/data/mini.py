@@ -50,6 +50,10 @@ INSTALL_HINT = ("apt-get install -y flite festival festvox-kallpc16k festvox-kdl
                 "festvox-us-slt-hts espeak-ng")
 SPLITS = ("train", "dev", "test", "test-unseen-voice")
 SAMPLE_RATE = 16000
+# Training sentences beyond the first HELD_OUT_AFTER come after the held-out ones, so dev,
+# test and test-unseen-voice are the same sentences for any num_train >= HELD_OUT_AFTER and
+# figures measured on corpora of different sizes are on the same test set.
+HELD_OUT_AFTER = 3000
 # Longer lines from a text file make slow, hard utterances for a small model.
 MAX_TEXT_WORDS = 12
 MAX_TEXT_CHARS = 110
@@ -441,10 +445,29 @@ def _warn(message: str) -> None:
     print(f"mini corpus: warning: {message}", file=sys.stderr)
 
 
+def assign_splits(sentences: Sequence[str], num_train: int, num_dev: int, num_test: int,
+                  num_test_unseen: int, held_out_after: int = HELD_OUT_AFTER) -> dict[str, list[str]]:
+    """The sentences of each split, in the order train (up to ``held_out_after``) | dev | test |
+    the unseen-voice set's extra ones | the rest of train: disjoint, and the held-out
+    sentences stay the same when ``num_train`` grows past ``held_out_after``. The unseen-voice
+    set speaks the test sentences, topped up with the extra ones when it is larger."""
+    head = min(num_train, held_out_after)
+    held_out_end = head + num_dev + num_test + max(0, num_test_unseen - num_test)
+    rest_of_train = num_train - head
+    if len(sentences) < held_out_end + rest_of_train:
+        raise ValueError(f"{len(sentences)} sentences for {held_out_end + rest_of_train} requested")
+    test = list(sentences[head + num_dev:head + num_dev + num_test])
+    extra = list(sentences[head + num_dev + num_test:held_out_end])
+    return {"train": list(sentences[:head]) + list(sentences[held_out_end:held_out_end + rest_of_train]),
+            "dev": list(sentences[head:head + num_dev]),
+            "test": test,
+            "test-unseen-voice": (test + extra)[:num_test_unseen]}
+
+
 def build_mini_corpus(
     out_dir: str | os.PathLike,
     text_file: str | os.PathLike | None = None,
-    num_train: int = 3000,
+    num_train: int = 6000,
     num_dev: int = 200,
     num_test: int = 200,
     num_test_unseen: int = 200,
@@ -491,7 +514,6 @@ def build_mini_corpus(
     if not train_voices:
         raise RuntimeError("no training voices left; install more TTS voices: " + INSTALL_HINT)
 
-    # Sentences: train | dev | test | extra unseen-voice ones, all disjoint.
     n_extra = max(0, num_test_unseen - num_test)
     needed = num_train + num_dev + num_test + n_extra
     if text_file is None:
@@ -510,11 +532,7 @@ def build_mini_corpus(
         # Shuffle so that the splits do not follow the file's order (chapters, topics).
         random.Random(seed).shuffle(sentences)
         sentences = sentences[:needed]
-    train, rest = sentences[:num_train], sentences[num_train:]
-    dev, rest = rest[:num_dev], rest[num_dev:]
-    test, extra = rest[:num_test], rest[num_test:]
-    split_sentences = {"train": train, "dev": dev, "test": test,
-                       "test-unseen-voice": (test + extra)[:num_test_unseen]}
+    split_sentences = assign_splits(sentences, num_train, num_dev, num_test, num_test_unseen)
     by_name = {v.name: v for v in usable}
     unseen_voices = [by_name[held_out]] if held_out else []
     plans = {split: _plan_split(split, split_sentences[split],
