@@ -42,7 +42,7 @@ def test_generate_sentences_is_deterministic_and_unique() -> None:
 
 
 def test_held_out_sentences_stay_the_same_when_the_training_set_grows() -> None:
-    # The quickstart's figures compare corpora of 3,000 and 4,500 training sentences: only
+    # The quickstart's figures compare corpora of 3,000 and 6,000 training sentences: only
     # on the same dev and test sentences, none of them ever in train.
     sentences = [f"S{i}" for i in range(40)]
     small = assign_splits(sentences, 5, 3, 4, 6, held_out_after=5)

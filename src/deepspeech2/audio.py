@@ -157,9 +157,11 @@ def spectrogram(samples: np.ndarray, spec: FeatureSpec = FeatureSpec()) -> np.nd
         # is chaotic enough that such a change moves its test WER by a point or more.
         if spec.normalize_per_bin:
             features = features - features.mean(axis=1, keepdims=True)
-            features = features / max(float(features.std()), SILENCE_STD)
+            std = features.std()
         else:
-            features = (features - features.mean()) / max(float(features.std()), SILENCE_STD)
+            std = features.std()  # of the uncentred features
+            features = features - features.mean()
+        features = features / max(float(std), SILENCE_STD)
     return np.ascontiguousarray(features)
 
 
